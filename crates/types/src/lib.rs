@@ -5,6 +5,7 @@
 
 pub mod cycles;
 pub mod error;
+pub mod fees;
 pub mod ids;
 pub mod messages;
 pub mod principal;
@@ -13,6 +14,7 @@ pub mod time;
 
 pub use cycles::Cycles;
 pub use error::{ErrorCode, RejectCode, UserError};
+pub use fees::CostSchedule;
 pub use ids::{CanisterId, NodeId, SubnetId};
 pub use messages::MessageId;
 pub use principal::{Principal, PrincipalError};

@@ -1,0 +1,290 @@
+//! The replicated state of a subnet at one height.
+//!
+//! Every replica holds an identical copy after executing the same blocks;
+//! [`ReplicatedState::state_hash`] lets tests (and later the determinism guard)
+//! check that.
+
+use crate::canister_state::{
+    CanisterState, ExecutionState, GlobalValue, WasmBinary, WasmChunkStore,
+};
+use crate::page_map::Memory;
+use crate::queues::CanisterQueues;
+use cairn_types::messages::{IngressState, IngressStatus, MessageId};
+use cairn_types::{
+    CanisterId, CanisterIdRange, Cycles, Height, Principal, RegistryVersion, RoutingTable,
+    SubnetId, Time,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The kind of subnet, which decides fees and privileges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubnetType {
+    Application,
+    System,
+    VerifiedApplication,
+}
+
+impl SubnetType {
+    /// The text stored under `/subnet/<id>/type`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SubnetType::Application => "application",
+            SubnetType::System => "system",
+            SubnetType::VerifiedApplication => "verified_application",
+        }
+    }
+}
+
+/// Statuses of ingress messages, kept until they expire (replay protection).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressHistory {
+    statuses: BTreeMap<MessageId, IngressStatus>,
+    by_expiry: BTreeMap<(Time, MessageId), ()>,
+}
+
+impl IngressHistory {
+    /// The status of a message, if known.
+    pub fn get(&self, id: &MessageId) -> Option<&IngressStatus> {
+        self.statuses.get(id)
+    }
+
+    /// Sets the status of a message (keeping its original expiry bookkeeping).
+    pub fn set(&mut self, id: MessageId, status: IngressStatus) {
+        if let Some(old) = self.statuses.get(&id) {
+            self.by_expiry.remove(&(old.expiry_time, id));
+        }
+        self.by_expiry.insert((status.expiry_time, id), ());
+        self.statuses.insert(id, status);
+    }
+
+    /// Forgets every status whose expiry is before `now`: such a request can
+    /// no longer be valid, so replay protection no longer needs it.
+    pub fn prune(&mut self, now: Time) -> usize {
+        let keep = self.by_expiry.split_off(&(now, MessageId([0; 32])));
+        let expired = std::mem::replace(&mut self.by_expiry, keep);
+        for (_, id) in expired.keys() {
+            self.statuses.remove(id);
+        }
+        expired.len()
+    }
+
+    /// Number of statuses kept.
+    pub fn len(&self) -> usize {
+        self.statuses.len()
+    }
+
+    /// Whether no status is kept.
+    pub fn is_empty(&self) -> bool {
+        self.statuses.is_empty()
+    }
+
+    /// All statuses in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&MessageId, &IngressStatus)> {
+        self.statuses.iter()
+    }
+
+    /// Number of messages in a non-terminal state.
+    pub fn num_pending(&self) -> usize {
+        self.statuses
+            .values()
+            .filter(|s| !s.state.is_terminal())
+            .count()
+    }
+
+    /// Whether a message with this id was already seen and is still remembered.
+    pub fn contains(&self, id: &MessageId) -> bool {
+        self.statuses.contains_key(id)
+    }
+
+    /// Replaces terminal results older than `before` by `Done` to save space.
+    pub fn forget_results_before(&mut self, before: Time) {
+        for status in self.statuses.values_mut() {
+            if status.time < before
+                && matches!(
+                    status.state,
+                    IngressState::Completed(_) | IngressState::Failed(_)
+                )
+            {
+                status.state = IngressState::Done;
+            }
+        }
+    }
+}
+
+/// A canister snapshot: everything `load_canister_snapshot` restores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CanisterSnapshot {
+    pub canister_id: CanisterId,
+    pub taken_at: Time,
+    pub canister_version: u64,
+    pub wasm_binary: Arc<WasmBinary>,
+    #[serde(skip)]
+    pub wasm_memory: Memory,
+    #[serde(skip)]
+    pub stable_memory: Memory,
+    pub exported_globals: Vec<GlobalValue>,
+    #[serde(with = "serde_bytes")]
+    pub certified_data: Vec<u8>,
+    pub wasm_chunk_store: WasmChunkStore,
+    pub global_timer: Option<Time>,
+    /// The full execution state at the time (memories live in the fields above).
+    pub execution_state_meta: ExecutionState,
+}
+
+impl CanisterSnapshot {
+    /// Bytes the snapshot occupies (reported as `total_size`).
+    pub fn size_bytes(&self) -> u64 {
+        self.wasm_binary.bytes.len() as u64
+            + self.wasm_memory.size_bytes()
+            + self.stable_memory.size_bytes()
+            + self.exported_globals.len() as u64 * 8
+            + self.certified_data.len() as u64
+            + self.wasm_chunk_store.size_bytes()
+    }
+}
+
+/// Subnet-wide metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemMetadata {
+    pub own_subnet_id: SubnetId,
+    pub own_subnet_type: SubnetType,
+    /// Number of nodes the fees are computed for (fees scale with subnet size).
+    pub cost_subnet_size: u32,
+    pub routing_table: RoutingTable,
+    pub registry_version: RegistryVersion,
+    /// Height of the last executed batch.
+    pub height: Height,
+    /// Time of the last executed batch.
+    pub batch_time: Time,
+    /// Next index handed out inside `canister_allocation_range`.
+    pub next_canister_index: u64,
+    /// The canister ids this subnet mints new canisters from.
+    pub canister_allocation_range: CanisterIdRange,
+    pub ingress_history: IngressHistory,
+    /// The network's root public key (DER), as returned by `ic0.root_key_copy`.
+    #[serde(with = "serde_bytes")]
+    pub root_key: Vec<u8>,
+    /// Principals allowed to create canisters by ingress on this subnet.
+    pub subnet_admins: Vec<Principal>,
+    pub next_snapshot_local_id: u64,
+    pub consumed_cycles_total: Cycles,
+    pub update_transactions_total: u64,
+    /// Counter mixed into `raw_rand` so each call in one batch differs.
+    pub raw_rand_counter: u64,
+}
+
+/// The replicated state of a subnet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicatedState {
+    pub metadata: SystemMetadata,
+    pub canisters: BTreeMap<CanisterId, CanisterState>,
+    /// Requests and ingress addressed to the management canister.
+    pub subnet_queues: CanisterQueues,
+    pub snapshots: BTreeMap<Vec<u8>, CanisterSnapshot>,
+}
+
+impl ReplicatedState {
+    /// An empty state for a subnet.
+    pub fn new(metadata: SystemMetadata) -> Self {
+        ReplicatedState {
+            metadata,
+            canisters: BTreeMap::new(),
+            subnet_queues: CanisterQueues::default(),
+            snapshots: BTreeMap::new(),
+        }
+    }
+
+    /// A canister by id.
+    pub fn canister(&self, id: &CanisterId) -> Option<&CanisterState> {
+        self.canisters.get(id)
+    }
+
+    /// A mutable canister by id.
+    pub fn canister_mut(&mut self, id: &CanisterId) -> Option<&mut CanisterState> {
+        self.canisters.get_mut(id)
+    }
+
+    /// Total memory used by all canisters and snapshots.
+    pub fn total_memory_usage(&self) -> u64 {
+        self.canisters
+            .values()
+            .map(|c| c.memory_usage())
+            .sum::<u64>()
+            + self.snapshots.values().map(|s| s.size_bytes()).sum::<u64>()
+    }
+
+    /// A hash of the entire state, memory contents included. Two replicas that
+    /// executed the same batches must produce the same value.
+    ///
+    /// Encoding: SHA-256 over a domain separator, then for each part the
+    /// postcard 1.x encoding of its (BTreeMap-ordered, float-free) structure,
+    /// with memories replaced by their content hashes.
+    pub fn state_hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"\x0fcairn-state-v01");
+        hash_part(&mut h, &self.metadata);
+        hash_part(&mut h, &self.subnet_queues);
+        for (id, canister) in &self.canisters {
+            h.update(id.as_slice());
+            hash_part(&mut h, &canister.system_state);
+            match &canister.execution_state {
+                None => h.update([0u8]),
+                Some(e) => {
+                    h.update([1u8]);
+                    hash_part(&mut h, e);
+                    hash_memory(&mut h, &e.wasm_memory);
+                    hash_memory(&mut h, &e.stable_memory);
+                }
+            }
+        }
+        for (id, snapshot) in &self.snapshots {
+            h.update(id);
+            hash_part(&mut h, snapshot);
+            hash_memory(&mut h, &snapshot.wasm_memory);
+            hash_memory(&mut h, &snapshot.stable_memory);
+        }
+        h.finalize().into()
+    }
+}
+
+fn hash_part<T: Serialize>(h: &mut Sha256, value: &T) {
+    let bytes = postcard::to_stdvec(value).expect("state types serialize infallibly");
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(&bytes);
+}
+
+fn hash_memory(h: &mut Sha256, memory: &Memory) {
+    h.update(memory.size_wasm_pages.to_be_bytes());
+    h.update(memory.page_map.content_hash());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_types::messages::IngressState;
+
+    fn status(expiry: u64) -> IngressStatus {
+        IngressStatus {
+            receiver: CanisterId::from_u64(0),
+            user: Principal::ANONYMOUS,
+            time: Time::EPOCH,
+            state: IngressState::Received,
+            expiry_time: Time::from_nanos(expiry),
+        }
+    }
+
+    #[test]
+    fn ingress_history_prunes_by_expiry() {
+        let mut h = IngressHistory::default();
+        h.set(MessageId([1; 32]), status(10));
+        h.set(MessageId([2; 32]), status(20));
+        h.set(MessageId([1; 32]), status(10));
+        assert_eq!(h.prune(Time::from_nanos(10)), 0);
+        assert_eq!(h.prune(Time::from_nanos(11)), 1);
+        assert!(!h.contains(&MessageId([1; 32])));
+        assert!(h.contains(&MessageId([2; 32])));
+    }
+}
