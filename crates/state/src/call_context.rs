@@ -132,6 +132,11 @@ impl CallContextManager {
         self.callbacks.get(&id)
     }
 
+    /// A mutable callback by id.
+    pub fn callback_mut(&mut self, id: CallbackId) -> Option<&mut Callback> {
+        self.callbacks.get_mut(&id)
+    }
+
     /// Removes and returns a callback (its response arrived or it expired).
     pub fn take_callback(&mut self, id: CallbackId) -> Option<Callback> {
         self.callbacks.remove(&id)

@@ -176,6 +176,44 @@ pub struct SystemMetadata {
     pub raw_rand_counter: u64,
 }
 
+/// First canister index handed out on a local subnet: the same first id
+/// (`bkyz2-fmaaa-aaaaa-qaaaq-cai`) developers know from local development.
+pub const FIRST_USER_CANISTER_INDEX: u64 = 0x8000_0000_0010_0001;
+/// Canister ids available for automatic allocation (2^20, like one IC range).
+pub const CANISTER_ALLOCATION_RANGE: (u64, u64) = (0x8000_0000_0010_0000, 0x8000_0000_001F_FFFF);
+
+impl SystemMetadata {
+    /// Metadata of a network with a single subnet that hosts every canister id:
+    /// system canisters can be created at their mainnet ids, user canisters
+    /// are allocated from [`CANISTER_ALLOCATION_RANGE`].
+    pub fn single_subnet(own_subnet_id: SubnetId, subnet_type: SubnetType, cost_subnet_size: u32, root_key: Vec<u8>) -> Self {
+        let mut routing_table = RoutingTable::new();
+        let everything = CanisterIdRange { start: CanisterId::from_u64(0), end: CanisterId::from_u64(u64::MAX) };
+        routing_table.insert(everything, own_subnet_id).expect("an empty table accepts any range");
+        SystemMetadata {
+            own_subnet_id,
+            own_subnet_type: subnet_type,
+            cost_subnet_size,
+            routing_table,
+            registry_version: RegistryVersion(1),
+            height: Height(0),
+            batch_time: Time::EPOCH,
+            next_canister_index: FIRST_USER_CANISTER_INDEX,
+            canister_allocation_range: CanisterIdRange {
+                start: CanisterId::from_u64(CANISTER_ALLOCATION_RANGE.0),
+                end: CanisterId::from_u64(CANISTER_ALLOCATION_RANGE.1),
+            },
+            ingress_history: IngressHistory::default(),
+            root_key,
+            subnet_admins: Vec::new(),
+            next_snapshot_local_id: 0,
+            consumed_cycles_total: Cycles::ZERO,
+            update_transactions_total: 0,
+            raw_rand_counter: 0,
+        }
+    }
+}
+
 /// The replicated state of a subnet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplicatedState {

@@ -137,6 +137,8 @@ impl fmt::Display for ErrorCode {
 }
 
 /// An error reported to a user (or calling canister): a code plus a human description.
+///
+/// Displayed as `IC0503: <description>`, the form a calling canister sees in its reject message.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct UserError {
     pub code: ErrorCode,

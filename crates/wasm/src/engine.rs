@@ -185,6 +185,8 @@ pub struct CompiledModule {
     pub info: ModuleInfo,
     pub instrumented: InstrumentedModuleMeta,
     instance_pre: InstancePre<HostState>,
+    /// Values of the saved globals right after instantiation (their initializers).
+    pub initial_globals: Vec<GlobalValue>,
     /// How long compilation took (for metrics and benchmarks).
     pub compile_time: Duration,
 }
@@ -364,15 +366,38 @@ impl WasmEngine {
             .instantiate_pre(&module)
             .map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
         let meta = meta_of(&instrumented);
+        let initial_globals = Self::initial_globals(&self.engine, &instance_pre, &meta)?;
         let compiled = Arc::new(CompiledModule {
             hash,
             info,
             instrumented: meta,
             instance_pre,
+            initial_globals,
             compile_time: started.elapsed(),
         });
         self.modules.lock().insert(hash, compiled.clone());
         Ok(compiled)
+    }
+
+    /// Instantiates once in a throwaway store to read the globals' initial values.
+    fn initial_globals(
+        engine: &Engine,
+        instance_pre: &InstancePre<HostState>,
+        meta: &InstrumentedModuleMeta,
+    ) -> Result<Vec<GlobalValue>, HypervisorError> {
+        let mut store = Store::new(
+            engine,
+            HostState { api: None, memory: None, instruction_limit: 0, max_heap: MAX_WASM64_HEAP, wasm_memory_limit: None },
+        );
+        store.set_fuel(u64::MAX / 2).map_err(engine_error)?;
+        let instance = instance_pre.instantiate(&mut store).map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
+        let _ = take_last_created();
+        let mut values = Vec::with_capacity(meta.exported_globals.len());
+        for (name, _) in &meta.exported_globals {
+            let g = instance.get_global(&mut store, name).ok_or_else(|| engine_error(format!("global {name} missing")))?;
+            values.push(global_value(g.get(&mut store)));
+        }
+        Ok(values)
     }
 
     /// Number of modules in the compilation cache.
@@ -417,8 +442,6 @@ pub struct Sandbox {
     table: Option<Table>,
     synced: Option<Synced>,
     funcs: HashMap<String, wasmtime::TypedFunc<(), ()>>,
-    /// Global values right after instantiation (the module's initializers).
-    initial_globals: Vec<GlobalValue>,
 }
 
 fn engine_error(e: impl std::fmt::Display) -> HypervisorError {
@@ -485,10 +508,6 @@ impl Sandbox {
             );
         }
         let table = instance.get_table(&mut store, TABLE_EXPORT);
-        let initial_globals = globals
-            .iter()
-            .map(|g| global_value(g.get(&mut store)))
-            .collect();
         Ok(Sandbox {
             module,
             store,
@@ -498,7 +517,6 @@ impl Sandbox {
             table,
             synced: None,
             funcs: HashMap::new(),
-            initial_globals,
         })
     }
 
@@ -536,36 +554,6 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Resets the sandbox to a fresh module state: memory zeroed at its
-    /// initial size, data segments applied, globals at their initial values.
-    /// Returns that state (not yet committed) so install can run start/init on it.
-    pub fn reset_to_initial(&mut self) -> Result<(Memory, Vec<GlobalValue>), HypervisorError> {
-        let module = self.module.clone();
-        let initial_pages = module.info.memory.map_or(0, |m| m.initial_pages);
-        let empty = PageMap::new();
-        if let Some(mem) = &self.memory {
-            mem.sync(None, &empty, (initial_pages * WASM_PAGE_SIZE) as usize)
-                .map_err(engine_error)?;
-            for (offset, bytes) in &module.instrumented.data_segments {
-                mem.host_write(*offset as usize, bytes)
-                    .map_err(engine_error)?;
-            }
-        }
-        let initial = self.initial_globals.clone();
-        self.write_globals(&initial)?;
-        let memory = Memory {
-            page_map: empty.clone(),
-            size_wasm_pages: initial_pages,
-        };
-        // The data segments are uncommitted writes on top of an empty memory.
-        self.synced = Some(Synced {
-            heap: empty,
-            heap_pages: initial_pages,
-            globals: initial.clone(),
-        });
-        Ok((memory, initial))
-    }
-
     /// Makes the sandbox hold exactly `state`.
     fn sync(&mut self, state: &CanisterMemories) -> Result<(), HypervisorError> {
         let target = state.wasm_memory;
@@ -594,13 +582,9 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Runs one execution on `state` (or, with `pending_install`, on the
-    /// uncommitted initial state produced by [`Sandbox::reset_to_initial`]).
-    pub fn execute(
-        &mut self,
-        state: Option<&CanisterMemories>,
-        input: ExecutionInput,
-    ) -> ExecutionOutput {
+    /// Runs one execution on `state`: the sandbox first makes its instance
+    /// hold exactly that memory and those globals.
+    pub fn execute(&mut self, state: &CanisterMemories, input: ExecutionInput) -> ExecutionOutput {
         let ExecutionInput {
             api,
             func,
@@ -608,9 +592,7 @@ impl Sandbox {
             wasm_memory_limit,
             commit,
         } = input;
-        if let Some(state) = state
-            && let Err(e) = self.sync(state)
-        {
+        if let Err(e) = self.sync(state) {
             return ExecutionOutput {
                 api,
                 result: Err(e),

@@ -338,8 +338,9 @@ impl TrackedMemory {
         Ok(())
     }
 
-    /// Writes bytes from the host (e.g. data segments at install), tracking
-    /// the touched pages as dirty so the next commit includes them.
+    /// Writes bytes from the host, tracking the touched pages as dirty so the
+    /// next commit includes them.
+    #[cfg(test)]
     pub(crate) fn host_write(&self, offset: usize, data: &[u8]) -> Result<(), String> {
         let inner = &self.0;
         let end = offset.checked_add(data.len()).ok_or("write overflows")?;

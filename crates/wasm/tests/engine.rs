@@ -59,30 +59,15 @@ impl Harness {
     fn new(engine: &WasmEngine, wat: &str) -> Self {
         let wasm = wat::parse_str(wat).unwrap();
         let module = engine.compile(&wasm, Sha256::digest(&wasm).into()).unwrap();
-        let mut sandbox = engine.new_sandbox(module).unwrap();
-        let (heap, globals) = sandbox.reset_to_initial().unwrap();
-        // Commit the data segments by running nothing-in-particular through a no-op export.
-        let out = sandbox.execute(
-            None,
-            ExecutionInput {
-                api: api(Context::Init, &[]),
-                func: FuncRef::Export("canister_init".into()),
-                instruction_limit: 1 << 30,
-                wasm_memory_limit: None,
-                commit: true,
-            },
-        );
-        out.result.unwrap();
-        let c = out.committed.unwrap();
-        let _ = (heap, globals);
-        Harness {
-            sandbox,
-            state: State {
-                heap: c.wasm_memory,
-                stable: c.stable_memory,
-                globals: c.globals,
-            },
+        // The initial state, built as install builds it: data segments written host-side.
+        let mut page_map = cairn_state::PageMap::new();
+        for (offset, bytes) in &module.instrumented.data_segments {
+            page_map.write(*offset, bytes);
         }
+        let heap = Memory { page_map, size_wasm_pages: module.info.memory.unwrap().initial_pages };
+        let globals = module.initial_globals.clone();
+        let sandbox = engine.new_sandbox(module).unwrap();
+        Harness { sandbox, state: State { heap, stable: Memory::default(), globals } }
     }
 
     fn run(
@@ -99,7 +84,7 @@ impl Harness {
             globals: &self.state.globals,
         };
         let out = self.sandbox.execute(
-            Some(&memories),
+            &memories,
             ExecutionInput {
                 api,
                 func: FuncRef::Export(format!("canister_update {method}")),

@@ -1,0 +1,442 @@
+//! Structural tests of the instrumentation: what the rewritten module contains.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use cairn_wasm_module::{
+    CHARGE_FUNCTION, CHARGE_MODULE, ExportedGlobal, InstrumentedModule, MEMORY_EXPORT,
+    ModuleLimits, START_EXPORT, ValType, instrument, validate, wasm_features,
+};
+use common::wat;
+use wasmparser::{
+    DataKind, ElementItems, ElementKind, ExternalKind, KnownCustom, Name, Operator, Parser,
+    Payload, TypeRef,
+};
+
+fn instrumented(src: &str) -> InstrumentedModule {
+    let wasm = wat(src);
+    let info = validate(&wasm, &ModuleLimits::default()).expect("validates");
+    let out = instrument(&wasm, &info).expect("instruments");
+    // The rewritten module validates with the same feature set.
+    wasmparser::Validator::new_with_features(wasm_features())
+        .validate_all(&out.bytes)
+        .expect("instrumented module validates");
+    out
+}
+
+/// A function body: declared locals and operators (Debug-formatted).
+type Body = (Vec<(u32, wasmparser::ValType)>, Vec<String>);
+
+/// What a test wants to look at in a module, read back with wasmparser.
+#[derive(Default, Debug)]
+struct Parsed {
+    imports: Vec<(String, String, u32)>,
+    types: Vec<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>,
+    exports: BTreeMap<String, (ExternalKind, u32)>,
+    /// Per defined function.
+    bodies: Vec<Body>,
+    /// Per data segment: `None` for passive, `Some(offset)` for active; and its bytes.
+    data: Vec<(Option<String>, Vec<u8>)>,
+    /// Per element segment: (is active, function indices).
+    elements: Vec<(bool, Vec<u32>)>,
+    has_start: bool,
+    function_names: BTreeMap<u32, String>,
+}
+
+fn parse(bytes: &[u8]) -> Parsed {
+    let mut p = Parsed::default();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.unwrap() {
+            Payload::TypeSection(s) => {
+                for t in s.into_iter_err_on_gc_types() {
+                    let t = t.unwrap();
+                    p.types.push((t.params().to_vec(), t.results().to_vec()));
+                }
+            }
+            Payload::ImportSection(s) => {
+                for i in s.into_imports() {
+                    let i = i.unwrap();
+                    let TypeRef::Func(ty) = i.ty else { panic!() };
+                    p.imports.push((i.module.into(), i.name.into(), ty));
+                }
+            }
+            Payload::ExportSection(s) => {
+                for e in s {
+                    let e = e.unwrap();
+                    p.exports.insert(e.name.into(), (e.kind, e.index));
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let locals = body
+                    .get_locals_reader()
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| l.unwrap())
+                    .collect();
+                let mut ops = Vec::new();
+                let mut r = body.get_operators_reader().unwrap();
+                while !r.eof() {
+                    ops.push(format!("{:?}", r.read().unwrap()));
+                }
+                p.bodies.push((locals, ops));
+            }
+            Payload::DataSection(s) => {
+                for d in s {
+                    let d = d.unwrap();
+                    let kind = match d.kind {
+                        DataKind::Passive => None,
+                        DataKind::Active { offset_expr, .. } => {
+                            let mut r = offset_expr.get_operators_reader();
+                            Some(format!("{:?}", r.read().unwrap()))
+                        }
+                    };
+                    p.data.push((kind, d.data.to_vec()));
+                }
+            }
+            Payload::ElementSection(s) => {
+                for e in s {
+                    let e = e.unwrap();
+                    let active = matches!(e.kind, ElementKind::Active { .. });
+                    let funcs = match e.items {
+                        ElementItems::Functions(f) => f.into_iter().map(|f| f.unwrap()).collect(),
+                        ElementItems::Expressions(_, exprs) => exprs
+                            .into_iter()
+                            .map(|e| {
+                                let mut r = e.unwrap().get_operators_reader();
+                                match r.read().unwrap() {
+                                    Operator::RefFunc { function_index } => function_index,
+                                    other => panic!("{other:?}"),
+                                }
+                            })
+                            .collect(),
+                    };
+                    p.elements.push((active, funcs));
+                }
+            }
+            Payload::StartSection { .. } => p.has_start = true,
+            Payload::CustomSection(c) => {
+                if let KnownCustom::Name(names) = c.as_known() {
+                    for n in names {
+                        if let Name::Function(map) = n.unwrap() {
+                            for naming in map {
+                                let naming = naming.unwrap();
+                                p.function_names.insert(naming.index, naming.name.into());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Asserts that every bulk op in `ops` is immediately preceded by the charge sequence
+/// using `local` (and widening for i32), and returns how many bulk ops there were.
+fn assert_charged(
+    ops: &[String],
+    charge: u32,
+    scratch32: Option<u32>,
+    scratch64: Option<u32>,
+) -> usize {
+    let bulk = [
+        "MemoryFill",
+        "MemoryCopy",
+        "MemoryInit",
+        "TableFill",
+        "TableCopy",
+        "TableInit",
+    ];
+    let mut n = 0;
+    for (i, op) in ops.iter().enumerate() {
+        if !bulk.iter().any(|b| op.starts_with(b)) {
+            continue;
+        }
+        n += 1;
+        assert_eq!(
+            ops[i - 1],
+            format!("Call {{ function_index: {charge} }}"),
+            "before {op}"
+        );
+        if ops[i - 2] == "I64ExtendI32U" {
+            let l = scratch32.expect("i32 scratch");
+            assert_eq!(ops[i - 3], format!("LocalGet {{ local_index: {l} }}"));
+            assert_eq!(ops[i - 4], format!("LocalTee {{ local_index: {l} }}"));
+        } else {
+            let l = scratch64.expect("i64 scratch");
+            assert_eq!(ops[i - 2], format!("LocalGet {{ local_index: {l} }}"));
+            assert_eq!(ops[i - 3], format!("LocalTee {{ local_index: {l} }}"));
+        }
+    }
+    n
+}
+
+const TABLE_MODULE: &str = r#"(module
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "debug_print" (func $print (param i32 i32)))
+  (type $t (func (result i32)))
+  (memory (export "memory") 1)
+  (table 3 funcref)
+  (global $sp (mut i32) (i32.const 1024))
+  (global $k i32 (i32.const 5))
+  (global $f (mut f64) (f64.const 0))
+  (data (i32.const 16) "hello")
+  (data $p "passive")
+  (data (i32.const 100) "world")
+  (elem (i32.const 0) $a $b)
+  (elem declare func $c)
+  (func $a (type $t) (i32.const 1))
+  (func $b (type $t) (call $c))
+  (func $c (type $t) (i32.const 3))
+  (func $start (global.set $sp (i32.const 2048)))
+  (func $update (export "canister_update go") (local $x i32) (local $y i64)
+    (drop (call_indirect (type $t) (i32.const 1)))
+    (table.set (i32.const 2) (ref.func $c))
+    (memory.fill (i32.const 0) (i32.const 0) (i32.const 10))
+    (memory.copy (local.get $x) (i32.const 0) (i32.const 10))
+    (memory.init $p (i32.const 0) (i32.const 0) (i32.const 7))
+    (local.set $x (i32.const 1))
+    (local.set $y (i64.const 2))
+    (call $print (i32.const 16) (i32.const 5))
+    (call $reply))
+  (start $start))"#;
+
+#[test]
+fn shifts_function_indices_everywhere() {
+    let out = instrumented(TABLE_MODULE);
+    let p = parse(&out.bytes);
+
+    // The charge import comes last among the imports.
+    assert_eq!(
+        p.imports
+            .iter()
+            .map(|(m, n, _)| format!("{m}.{n}"))
+            .collect::<Vec<_>>(),
+        [
+            "ic0.msg_reply",
+            "ic0.debug_print",
+            &format!("{CHARGE_MODULE}.{CHARGE_FUNCTION}")
+        ]
+    );
+    let charge_ty = p.imports[2].2 as usize;
+    assert_eq!(p.types[charge_ty], (vec![wasmparser::ValType::I64], vec![]));
+    assert_eq!(out.charge_function_index, 2);
+
+    // Defined functions moved from 2..=6 to 3..=7.
+    let (a, b, c, start, update) = (3, 4, 5, 6, 7);
+    assert_eq!(
+        p.exports["canister_update go"],
+        (ExternalKind::Func, update)
+    );
+    assert_eq!(p.exports[START_EXPORT], (ExternalKind::Func, start));
+    assert_eq!(p.elements, vec![(true, vec![a, b]), (false, vec![c])]);
+    assert!(!p.has_start);
+
+    // Calls to defined functions moved; calls to imports did not.
+    let b_ops = &p.bodies[1].1;
+    assert_eq!(b_ops[0], format!("Call {{ function_index: {c} }}"));
+    let ops = &p.bodies[4].1;
+    assert!(ops.contains(&format!("RefFunc {{ function_index: {c} }}")));
+    assert!(ops.contains(&"Call { function_index: 1 }".to_string())); // debug_print
+    assert!(ops.contains(&"Call { function_index: 0 }".to_string())); // msg_reply
+    assert!(ops.iter().any(|o| o.starts_with("CallIndirect")));
+
+    // The name section follows the shift.
+    assert_eq!(p.function_names.get(&a).map(String::as_str), Some("a"));
+    assert_eq!(
+        p.function_names.get(&update).map(String::as_str),
+        Some("update")
+    );
+    assert_eq!(p.function_names.get(&1).map(String::as_str), Some("print"));
+    assert!(!p.function_names.contains_key(&2));
+}
+
+#[test]
+fn inserts_charges_and_keeps_locals() {
+    let out = instrumented(TABLE_MODULE);
+    let p = parse(&out.bytes);
+    let (locals, ops) = &p.bodies[4];
+    // Original locals unchanged, one i32 scratch local appended at index 2.
+    assert_eq!(
+        locals,
+        &vec![
+            (1, wasmparser::ValType::I32),
+            (1, wasmparser::ValType::I64),
+            (1, wasmparser::ValType::I32)
+        ]
+    );
+    assert_eq!(assert_charged(ops, 2, Some(2), None), 3);
+    assert_eq!(out.charge_sites, 3);
+    // Existing local accesses still use their indices.
+    assert!(ops.contains(&"LocalSet { local_index: 0 }".to_string()));
+    assert!(ops.contains(&"LocalSet { local_index: 1 }".to_string()));
+    assert!(ops.contains(&"LocalGet { local_index: 0 }".to_string()));
+    // Functions without bulk ops are untouched (no extra locals).
+    assert!(p.bodies[0].0.is_empty());
+    assert_eq!(p.bodies[0].1, ["I32Const { value: 1 }", "End"]);
+}
+
+#[test]
+fn extracts_active_data_segments() {
+    let out = instrumented(TABLE_MODULE);
+    assert_eq!(
+        out.data_segments,
+        vec![(16, b"hello".to_vec()), (100, b"world".to_vec())]
+    );
+    let p = parse(&out.bytes);
+    // Indices preserved: removed segments become empty passive ones.
+    assert_eq!(
+        p.data,
+        vec![(None, vec![]), (None, b"passive".to_vec()), (None, vec![])]
+    );
+}
+
+#[test]
+fn exports_globals_memory_and_start() {
+    let out = instrumented(TABLE_MODULE);
+    assert_eq!(
+        out.exported_globals,
+        vec![
+            ExportedGlobal {
+                index: 0,
+                ty: ValType::I32,
+                export_name: "__cairn_global_0".into()
+            },
+            ExportedGlobal {
+                index: 2,
+                ty: ValType::F64,
+                export_name: "__cairn_global_2".into()
+            },
+        ]
+    );
+    let p = parse(&out.bytes);
+    assert_eq!(p.exports["__cairn_global_0"], (ExternalKind::Global, 0));
+    assert_eq!(p.exports["__cairn_global_2"], (ExternalKind::Global, 2));
+    assert!(!p.exports.contains_key("__cairn_global_1"));
+    assert_eq!(p.exports[MEMORY_EXPORT], (ExternalKind::Memory, 0));
+    assert_eq!(p.exports["memory"], (ExternalKind::Memory, 0));
+    assert!(out.has_start && out.has_memory && !out.memory64);
+}
+
+#[test]
+fn memory64_lengths_are_not_widened() {
+    let out = instrumented(
+        r#"(module
+            (memory i64 1)
+            (data $d "xyz")
+            (func $g (param $p i64)
+                (memory.fill (i64.const 0) (i32.const 0) (i64.const 3))
+                (memory.copy (i64.const 0) (i64.const 3) (local.get $p))
+                (memory.init $d (i64.const 0) (i32.const 0) (i32.const 3)))
+            (func (export "canister_update f") (call $g (i64.const 1))))"#,
+    );
+    assert!(out.memory64);
+    let p = parse(&out.bytes);
+    let (locals, ops) = &p.bodies[0];
+    // Param 0, then scratch i32 at 1 (memory.init's length) and i64 at 2.
+    assert_eq!(
+        locals,
+        &vec![(1, wasmparser::ValType::I32), (1, wasmparser::ValType::I64)]
+    );
+    assert_eq!(assert_charged(ops, 0, Some(1), Some(2)), 3);
+    assert_eq!(
+        ops.iter().filter(|o| *o == "I64ExtendI32U").count(),
+        1,
+        "only memory.init's i32 length is widened"
+    );
+}
+
+#[test]
+fn table_operations_are_charged() {
+    let out = instrumented(
+        r#"(module
+            (table $t32 4 funcref)
+            (table $t64 i64 4 funcref)
+            (func $f)
+            (elem $e func $f $f)
+            (func (export "canister_update f")
+                (table.fill $t32 (i32.const 0) (ref.null func) (i32.const 2))
+                (table.fill $t64 (i64.const 0) (ref.null func) (i64.const 2))
+                (table.copy $t32 $t32 (i32.const 0) (i32.const 1) (i32.const 1))
+                (table.copy $t64 $t64 (i64.const 0) (i64.const 1) (i64.const 1))
+                (table.init $t32 $e (i32.const 0) (i32.const 0) (i32.const 2))))"#,
+    );
+    let p = parse(&out.bytes);
+    let (locals, ops) = &p.bodies[1];
+    assert_eq!(
+        locals,
+        &vec![(1, wasmparser::ValType::I32), (1, wasmparser::ValType::I64)]
+    );
+    assert_eq!(assert_charged(ops, 0, Some(0), Some(1)), 5);
+}
+
+#[test]
+fn synthesises_missing_sections() {
+    // No type, import, function or export section at all.
+    let out = instrumented(
+        r#"(module (memory 1) (data (i32.const 8) "x") (global (mut i64) (i64.const 7)))"#,
+    );
+    let p = parse(&out.bytes);
+    assert_eq!(p.types.len(), 1);
+    assert_eq!(p.imports.len(), 1);
+    assert_eq!(p.exports.len(), 2); // memory + global
+    assert_eq!(out.data_segments, vec![(8, b"x".to_vec())]);
+    assert_eq!(out.charge_function_index, 0);
+
+    // The empty module gets just the type and the import.
+    let out = instrumented("(module)");
+    let p = parse(&out.bytes);
+    assert_eq!((p.types.len(), p.imports.len(), p.exports.len()), (1, 1, 0));
+    assert!(!out.has_memory && !out.has_start);
+}
+
+#[test]
+fn charges_in_unreachable_code_still_validate() {
+    instrumented(
+        r#"(module (memory 1)
+            (func (export "canister_update f")
+                (unreachable)
+                (memory.fill)
+                (block (br 0) (memory.copy))))"#,
+    );
+}
+
+#[test]
+fn rejects_a_mismatched_info() {
+    let a = wat("(module (memory 1))");
+    let b = wat("(module (memory i64 1))");
+    let info_b = validate(&b, &ModuleLimits::default()).unwrap();
+    let err = instrument(&a, &info_b).unwrap_err();
+    assert!(err.to_string().contains("does not describe"), "{err}");
+}
+
+#[test]
+fn instrumenting_preserves_custom_sections() {
+    let mut wasm = wat("(module (func (export \"canister_init\")))");
+    // icp:public candid:service with payload "svc".
+    let name = b"icp:public candid:service";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(b"svc");
+    wasm.push(0);
+    wasm.push(payload.len() as u8);
+    wasm.extend_from_slice(&payload);
+    let info = validate(&wasm, &ModuleLimits::default()).unwrap();
+    let out = instrument(&wasm, &info).unwrap();
+    let again = validate(&out.bytes, &ModuleLimits::default());
+    // The instrumented module itself is no longer a valid *canister* module (it imports
+    // from `__cairn` and exports reserved names), but its custom sections survive.
+    assert!(again.is_err());
+    let mut found = false;
+    for payload in Parser::new(0).parse_all(&out.bytes) {
+        if let Payload::CustomSection(c) = payload.unwrap()
+            && c.name() == "icp:public candid:service"
+        {
+            assert_eq!(c.data(), b"svc");
+            found = true;
+        }
+    }
+    assert!(found);
+}
