@@ -1,9 +1,10 @@
 //! Execution limits and subnet parameters.
 
-use cairn_types::fees::{
-    MAX_INSTRUCTIONS_PER_INSPECT, MAX_INSTRUCTIONS_PER_INSTALL, MAX_INSTRUCTIONS_PER_QUERY, MAX_INSTRUCTIONS_PER_UPDATE,
-};
 use cairn_types::Cycles;
+use cairn_types::fees::{
+    MAX_INSTRUCTIONS_PER_INSPECT, MAX_INSTRUCTIONS_PER_INSTALL, MAX_INSTRUCTIONS_PER_QUERY,
+    MAX_INSTRUCTIONS_PER_UPDATE,
+};
 use cairn_wasm_module::ModuleLimits;
 
 /// Instructions one round may execute before the scheduler stops starting new messages.

@@ -8,8 +8,8 @@ use cairn_state::{CanisterState, SystemMetadata};
 use cairn_types::fees::{MAX_QUERY_REPLY_SIZE, MAX_REPLY_SIZE};
 use cairn_types::{CanisterId, CostSchedule, Cycles, Time};
 use cairn_wasm::{
-    ApiEnvironment, ApiInputs, CanisterMemories, CommittedState, Context, ExecutionInput, FuncRef, HypervisorError, Sandbox,
-    SystemApi, WasmEngine,
+    ApiEnvironment, ApiInputs, CanisterMemories, CommittedState, Context, ExecutionInput, FuncRef,
+    HypervisorError, Sandbox, SystemApi, WasmEngine,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,7 +49,11 @@ impl ExecutionEnvironment {
     /// A new environment with its own engine.
     pub fn new(config: ExecutionConfig) -> Result<Self, HypervisorError> {
         let engine = Arc::new(WasmEngine::new(config.module_limits.clone())?);
-        Ok(ExecutionEnvironment { engine, sandboxes: HashMap::new(), config })
+        Ok(ExecutionEnvironment {
+            engine,
+            sandboxes: HashMap::new(),
+            config,
+        })
     }
 
     /// The limits in force.
@@ -68,15 +72,23 @@ impl ExecutionEnvironment {
     }
 
     /// The sandbox for a canister's installed module, created if missing or outdated.
-    pub(crate) fn sandbox(&mut self, canister: &CanisterState) -> Result<&mut Sandbox, HypervisorError> {
-        let exec = canister.execution_state.as_ref().ok_or(HypervisorError::WasmModuleNotFound)?;
+    pub(crate) fn sandbox(
+        &mut self,
+        canister: &CanisterState,
+    ) -> Result<&mut Sandbox, HypervisorError> {
+        let exec = canister
+            .execution_state
+            .as_ref()
+            .ok_or(HypervisorError::WasmModuleNotFound)?;
         let id = canister.id();
         let fresh = match self.sandboxes.get(&id) {
             Some(sb) => sb.module().hash != exec.wasm_binary.hash,
             None => true,
         };
         if fresh {
-            let module = self.engine.compile(&exec.wasm_binary.bytes, exec.wasm_binary.hash)?;
+            let module = self
+                .engine
+                .compile(&exec.wasm_binary.bytes, exec.wasm_binary.hash)?;
             let sandbox = self.engine.new_sandbox(module)?;
             self.sandboxes.insert(id, sandbox);
         }
@@ -104,16 +116,30 @@ impl ExecutionEnvironment {
             costs,
             freezing_limit: cycles::freezing_limit(&costs, canister) + s.reserved_balance,
             reserved_balance: s.reserved_balance,
-            max_reply_size: if context.is_replicated() { MAX_REPLY_SIZE } else { MAX_QUERY_REPLY_SIZE },
+            max_reply_size: if context.is_replicated() {
+                MAX_REPLY_SIZE
+            } else {
+                MAX_QUERY_REPLY_SIZE
+            },
             global_timer: s.global_timer,
             call_context_instructions,
         }
     }
 
     /// Runs one function of `canister`, with `balance` as the balance the code sees.
-    pub(crate) fn run(&mut self, meta: &SystemMetadata, canister: &CanisterState, balance: Cycles, run: Run) -> RunOutcome {
+    pub(crate) fn run(
+        &mut self,
+        meta: &SystemMetadata,
+        canister: &CanisterState,
+        balance: Cycles,
+        run: Run,
+    ) -> RunOutcome {
         let env = Self::api_environment(meta, canister, run.context, run.call_context_instructions);
-        let stable = canister.execution_state.as_ref().map(|e| e.stable_memory.clone()).unwrap_or_default();
+        let stable = canister
+            .execution_state
+            .as_ref()
+            .map(|e| e.stable_memory.clone())
+            .unwrap_or_default();
         let api = SystemApi::new(run.context, run.inputs, env, balance, stable);
         let wasm_memory_limit = match run.context {
             Context::Update | Context::Init | Context::PostUpgrade => {
@@ -123,15 +149,39 @@ impl ExecutionEnvironment {
         };
         let sandbox = match self.sandbox(canister) {
             Ok(sb) => sb,
-            Err(e) => return RunOutcome { api, result: Err(e), instructions: 0, committed: None },
+            Err(e) => {
+                return RunOutcome {
+                    api,
+                    result: Err(e),
+                    instructions: 0,
+                    committed: None,
+                };
+            }
         };
-        let exec = canister.execution_state.as_ref().expect("sandbox exists only with a module");
-        let memories = CanisterMemories { wasm_memory: &exec.wasm_memory, globals: &exec.exported_globals };
+        let exec = canister
+            .execution_state
+            .as_ref()
+            .expect("sandbox exists only with a module");
+        let memories = CanisterMemories {
+            wasm_memory: &exec.wasm_memory,
+            globals: &exec.exported_globals,
+        };
         let out = sandbox.execute(
             &memories,
-            ExecutionInput { api, func: run.func, instruction_limit: run.limit, wasm_memory_limit, commit: run.commit },
+            ExecutionInput {
+                api,
+                func: run.func,
+                instruction_limit: run.limit,
+                wasm_memory_limit,
+                commit: run.commit,
+            },
         );
-        RunOutcome { api: out.api, result: out.result, instructions: out.instructions_used, committed: out.committed }
+        RunOutcome {
+            api: out.api,
+            result: out.result,
+            instructions: out.instructions_used,
+            committed: out.committed,
+        }
     }
 }
 
@@ -145,12 +195,22 @@ pub(crate) fn apply_committed(canister: &mut CanisterState, committed: Committed
 }
 
 /// Appends log records of an execution, plus the trap record if it failed.
-pub(crate) fn append_logs(canister: &mut CanisterState, time: Time, api: &SystemApi, error: Option<&HypervisorError>) {
+pub(crate) fn append_logs(
+    canister: &mut CanisterState,
+    time: Time,
+    api: &SystemApi,
+    error: Option<&HypervisorError>,
+) {
     for line in &api.logs {
-        canister.system_state.log.append(time.as_nanos(), line.clone());
+        canister
+            .system_state
+            .log
+            .append(time.as_nanos(), line.clone());
     }
     if let Some(text) = error.and_then(|e| e.log_text()) {
-        canister.system_state.log.append(time.as_nanos(), text.into_bytes());
+        canister
+            .system_state
+            .log
+            .append(time.as_nanos(), text.into_bytes());
     }
 }
-

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod cycles;
 mod environment;
+mod inspect;
 mod install;
 pub mod management;
 mod messages;

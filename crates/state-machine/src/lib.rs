@@ -8,8 +8,8 @@
 //! batches from real consensus.
 
 use cairn_execution::management::types::{
-    CanisterIdRecord, CanisterIdResult, CanisterSettingsArgs, InstallCodeArgs, InstallModeArg, ProvisionalCreateCanisterArgs,
-    ProvisionalTopUpArgs, UpgradeOptions, WasmMemoryPersistence,
+    CanisterIdRecord, CanisterIdResult, CanisterSettingsArgs, InstallCodeArgs, InstallModeArg,
+    ProvisionalCreateCanisterArgs, ProvisionalTopUpArgs, UpgradeOptions, WasmMemoryPersistence,
 };
 use cairn_execution::{Batch, ExecutionConfig, ExecutionEnvironment, Query, RoundStats};
 use cairn_state::{CanisterState, ReplicatedState, SubnetType, SystemMetadata};
@@ -80,8 +80,15 @@ impl StateMachineBuilder {
 
     /// Builds the state machine.
     pub fn build(self) -> StateMachine {
-        let subnet = SubnetId(Principal::self_authenticating(b"cairn-state-machine-subnet"));
-        let mut meta = SystemMetadata::single_subnet(subnet, self.subnet_type, self.cost_subnet_size, self.root_key);
+        let subnet = SubnetId(Principal::self_authenticating(
+            b"cairn-state-machine-subnet",
+        ));
+        let mut meta = SystemMetadata::single_subnet(
+            subnet,
+            self.subnet_type,
+            self.cost_subnet_size,
+            self.root_key,
+        );
         meta.subnet_admins = self.subnet_admins;
         meta.batch_time = self.start_time;
         StateMachine {
@@ -171,7 +178,8 @@ impl StateMachine {
 
     /// A canister's cycles balance.
     pub fn cycle_balance(&self, id: &CanisterId) -> Cycles {
-        self.canister(id).map_or(Cycles::ZERO, |c| c.system_state.cycles_balance)
+        self.canister(id)
+            .map_or(Cycles::ZERO, |c| c.system_state.cycles_balance)
     }
 
     /// The hash of the whole state, memories included.
@@ -193,16 +201,30 @@ impl StateMachine {
     pub fn tick(&mut self) -> RoundStats {
         self.height = self.height.increment();
         // Rounds are at least one nanosecond apart, like blocks.
-        self.time = self.time.max(self.state.metadata.batch_time).saturating_add(Duration::from_nanos(1));
+        self.time = self
+            .time
+            .max(self.state.metadata.batch_time)
+            .saturating_add(Duration::from_nanos(1));
         let mut randomness = [0u8; 32];
         randomness[..8].copy_from_slice(&self.height.0.to_be_bytes());
         let randomness: [u8; 32] = Sha256::digest(randomness).into();
-        let batch = Batch { height: self.height, time: self.time, randomness, ingress: std::mem::take(&mut self.pending) };
+        let batch = Batch {
+            height: self.height,
+            time: self.time,
+            randomness,
+            ingress: std::mem::take(&mut self.pending),
+        };
         self.env.execute_round(&mut self.state, batch)
     }
 
     /// Submits an ingress message for the next round and returns its id.
-    pub fn submit_ingress(&mut self, sender: Principal, canister: CanisterId, method: &str, arg: Vec<u8>) -> MessageId {
+    pub fn submit_ingress(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> MessageId {
         self.nonce += 1;
         let expiry_time = self.time.saturating_add(INGRESS_TTL);
         let mut h = Sha256::new();
@@ -213,7 +235,8 @@ impl StateMachine {
         h.update(self.nonce.to_be_bytes());
         let message_id = MessageId(h.finalize().into());
         let effective_canister_id = if canister.is_management() {
-            cairn_execution::management::effective_canister_id(method, &arg).unwrap_or(CanisterId::MANAGEMENT)
+            cairn_execution::management::effective_canister_id(method, &arg)
+                .unwrap_or(CanisterId::MANAGEMENT)
         } else {
             canister
         };
@@ -230,13 +253,49 @@ impl StateMachine {
         message_id
     }
 
+    /// Runs the ingress admission checks (including `canister_inspect_message`)
+    /// a node runs before accepting a message.
+    pub fn check_ingress(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<(), UserError> {
+        let effective_canister_id = if canister.is_management() {
+            cairn_execution::management::effective_canister_id(method, &arg)
+                .unwrap_or(CanisterId::MANAGEMENT)
+        } else {
+            canister
+        };
+        let ingress = Ingress {
+            source: sender,
+            receiver: canister,
+            effective_canister_id,
+            method_name: method.to_string(),
+            method_payload: arg,
+            message_id: MessageId([0; 32]),
+            expiry_time: self.time.saturating_add(INGRESS_TTL),
+            sender_info: None,
+        };
+        self.env.should_accept_ingress(&self.state, &ingress)
+    }
+
     /// The state of an ingress message, if known.
     pub fn ingress_state(&self, id: &MessageId) -> Option<IngressState> {
-        self.state.metadata.ingress_history.get(id).map(|s| s.state.clone())
+        self.state
+            .metadata
+            .ingress_history
+            .get(id)
+            .map(|s| s.state.clone())
     }
 
     /// Ticks until the message completes (at most `max_rounds` rounds).
-    pub fn await_ingress(&mut self, id: MessageId, max_rounds: usize) -> Result<WasmResult, CallError> {
+    pub fn await_ingress(
+        &mut self,
+        id: MessageId,
+        max_rounds: usize,
+    ) -> Result<WasmResult, CallError> {
         for _ in 0..max_rounds {
             match self.ingress_state(&id) {
                 Some(IngressState::Completed(r)) => return Ok(r),
@@ -254,13 +313,25 @@ impl StateMachine {
     }
 
     /// Submits an update call and ticks until it completes.
-    pub fn update_call(&mut self, sender: Principal, canister: CanisterId, method: &str, arg: Vec<u8>) -> Result<WasmResult, CallError> {
+    pub fn update_call(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<WasmResult, CallError> {
         let id = self.submit_ingress(sender, canister, method, arg);
         self.await_ingress(id, 100)
     }
 
     /// An update call whose reply bytes are returned (a canister reject is an error).
-    pub fn update(&mut self, sender: Principal, canister: CanisterId, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    pub fn update(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, CallError> {
         match self.update_call(sender, canister, method, arg)? {
             WasmResult::Reply(b) => Ok(b),
             WasmResult::Reject(m) => Err(CallError::CanisterReject(m)),
@@ -268,18 +339,38 @@ impl StateMachine {
     }
 
     /// A query against the current state.
-    pub fn query_call(&mut self, sender: Principal, canister: CanisterId, method: &str, arg: Vec<u8>) -> Result<WasmResult, UserError> {
-        let query = Query { source: sender, receiver: canister, method_name: method.to_string(), method_payload: arg };
+    pub fn query_call(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<WasmResult, UserError> {
+        let query = Query {
+            source: sender,
+            receiver: canister,
+            method_name: method.to_string(),
+            method_payload: arg,
+        };
         self.env.execute_query(&self.state, query, None)
     }
 
     /// A query whose reply bytes are returned.
-    pub fn query(&mut self, sender: Principal, canister: CanisterId, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    pub fn query(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, CallError> {
         reply(self.query_call(sender, canister, method, arg))
     }
 
     /// Candid-typed update: encodes `args`, decodes the reply as `R`.
-    pub fn update_candid<A: candid::utils::ArgumentEncoder, R: for<'a> candid::utils::ArgumentDecoder<'a>>(
+    pub fn update_candid<
+        A: candid::utils::ArgumentEncoder,
+        R: for<'a> candid::utils::ArgumentDecoder<'a>,
+    >(
         &mut self,
         sender: Principal,
         canister: CanisterId,
@@ -292,7 +383,10 @@ impl StateMachine {
     }
 
     /// Candid-typed query.
-    pub fn query_candid<A: candid::utils::ArgumentEncoder, R: for<'a> candid::utils::ArgumentDecoder<'a>>(
+    pub fn query_candid<
+        A: candid::utils::ArgumentEncoder,
+        R: for<'a> candid::utils::ArgumentDecoder<'a>,
+    >(
         &mut self,
         sender: Principal,
         canister: CanisterId,
@@ -305,21 +399,46 @@ impl StateMachine {
     }
 
     /// Calls the management canister with a Candid argument.
-    pub fn management<A: CandidType>(&mut self, sender: Principal, method: &str, arg: &A) -> Result<Vec<u8>, CallError> {
+    pub fn management<A: CandidType>(
+        &mut self,
+        sender: Principal,
+        method: &str,
+        arg: &A,
+    ) -> Result<Vec<u8>, CallError> {
         let bytes = Encode!(arg).map_err(|e| CallError::Decode(e.to_string()))?;
         self.update(sender, CanisterId::MANAGEMENT, method, bytes)
     }
 
     /// Creates a canister with `cycles`, controlled by `controller`.
-    pub fn create_canister(&mut self, controller: Principal, cycles: Cycles, settings: Option<CanisterSettingsArgs>) -> Result<CanisterId, CallError> {
-        let args = ProvisionalCreateCanisterArgs { amount: Some(Nat::from(cycles.get())), settings, specified_id: None, sender_canister_version: None };
-        let bytes = self.management(controller, "provisional_create_canister_with_cycles", &args)?;
+    pub fn create_canister(
+        &mut self,
+        controller: Principal,
+        cycles: Cycles,
+        settings: Option<CanisterSettingsArgs>,
+    ) -> Result<CanisterId, CallError> {
+        let args = ProvisionalCreateCanisterArgs {
+            amount: Some(Nat::from(cycles.get())),
+            settings,
+            specified_id: None,
+            sender_canister_version: None,
+        };
+        let bytes =
+            self.management(controller, "provisional_create_canister_with_cycles", &args)?;
         let r = Decode!(&bytes, CanisterIdResult).map_err(|e| CallError::Decode(e.to_string()))?;
-        Ok(CanisterId::from(Principal::try_from_slice(r.canister_id.as_slice()).expect("valid principal")))
+        Ok(CanisterId::from(
+            Principal::try_from_slice(r.canister_id.as_slice()).expect("valid principal"),
+        ))
     }
 
     /// Installs code (`mode`: install, reinstall or upgrade).
-    pub fn install_code(&mut self, sender: Principal, canister: CanisterId, wasm: &[u8], arg: Vec<u8>, mode: InstallModeArg) -> Result<(), CallError> {
+    pub fn install_code(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        mode: InstallModeArg,
+    ) -> Result<(), CallError> {
         let args = InstallCodeArgs {
             mode,
             canister_id: candid::Principal::from_slice(canister.as_slice()),
@@ -331,30 +450,65 @@ impl StateMachine {
     }
 
     /// Upgrades code, keeping the heap when `keep_memory` (Motoko's enhanced orthogonal persistence).
-    pub fn upgrade(&mut self, sender: Principal, canister: CanisterId, wasm: &[u8], arg: Vec<u8>, keep_memory: bool) -> Result<(), CallError> {
+    pub fn upgrade(
+        &mut self,
+        sender: Principal,
+        canister: CanisterId,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        keep_memory: bool,
+    ) -> Result<(), CallError> {
         let opts = UpgradeOptions {
             skip_pre_upgrade: None,
             wasm_memory_persistence: keep_memory.then_some(WasmMemoryPersistence::Keep),
         };
-        self.install_code(sender, canister, wasm, arg, InstallModeArg::Upgrade(Some(opts)))
+        self.install_code(
+            sender,
+            canister,
+            wasm,
+            arg,
+            InstallModeArg::Upgrade(Some(opts)),
+        )
     }
 
     /// Creates a canister with `cycles` and installs `wasm` with an empty argument.
-    pub fn install_new(&mut self, controller: Principal, wasm: &[u8], cycles: Cycles) -> Result<CanisterId, CallError> {
+    pub fn install_new(
+        &mut self,
+        controller: Principal,
+        wasm: &[u8],
+        cycles: Cycles,
+    ) -> Result<CanisterId, CallError> {
         let id = self.create_canister(controller, cycles, None)?;
-        self.install_code(controller, id, wasm, candid::encode_args(()).expect("empty args"), InstallModeArg::Install)?;
+        self.install_code(
+            controller,
+            id,
+            wasm,
+            candid::encode_args(()).expect("empty args"),
+            InstallModeArg::Install,
+        )?;
         Ok(id)
     }
 
     /// Adds cycles to a canister (provisional top-up).
     pub fn top_up(&mut self, canister: CanisterId, amount: Cycles) -> Result<(), CallError> {
-        let args = ProvisionalTopUpArgs { canister_id: candid::Principal::from_slice(canister.as_slice()), amount: Nat::from(amount.get()) };
-        self.management(Principal::ANONYMOUS, "provisional_top_up_canister", &args).map(|_| ())
+        let args = ProvisionalTopUpArgs {
+            canister_id: candid::Principal::from_slice(canister.as_slice()),
+            amount: Nat::from(amount.get()),
+        };
+        self.management(Principal::ANONYMOUS, "provisional_top_up_canister", &args)
+            .map(|_| ())
     }
 
     /// Calls a management method that takes just `{canister_id}`.
-    pub fn management_on(&mut self, sender: Principal, method: &str, canister: CanisterId) -> Result<Vec<u8>, CallError> {
-        let args = CanisterIdRecord { canister_id: candid::Principal::from_slice(canister.as_slice()) };
+    pub fn management_on(
+        &mut self,
+        sender: Principal,
+        method: &str,
+        canister: CanisterId,
+    ) -> Result<Vec<u8>, CallError> {
+        let args = CanisterIdRecord {
+            canister_id: candid::Principal::from_slice(canister.as_slice()),
+        };
         self.management(sender, method, &args)
     }
 }

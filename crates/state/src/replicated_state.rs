@@ -38,11 +38,30 @@ impl SubnetType {
     }
 }
 
-/// Statuses of ingress messages, kept until they expire (replay protection).
+/// How long a final result stays readable after the message finished.
+pub const INGRESS_RESULT_RETENTION_NANOS: u64 = 5 * 60 * 1_000_000_000;
+
+/// Statuses of ingress messages.
+///
+/// A status is kept at least until the message's expiry (so the same request
+/// can never run twice) and a final result for five minutes after it was
+/// produced (so clients can read it); a message still in flight is never
+/// forgotten.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngressHistory {
     statuses: BTreeMap<MessageId, IngressStatus>,
-    by_expiry: BTreeMap<(Time, MessageId), ()>,
+    /// Terminal statuses by the time they may be forgotten.
+    by_prune_time: BTreeMap<(Time, MessageId), ()>,
+}
+
+fn prune_time(status: &IngressStatus) -> Option<Time> {
+    status.state.is_terminal().then(|| {
+        status
+            .expiry_time
+            .max(status.time.saturating_add(std::time::Duration::from_nanos(
+                INGRESS_RESULT_RETENTION_NANOS,
+            )))
+    })
 }
 
 impl IngressHistory {
@@ -51,20 +70,21 @@ impl IngressHistory {
         self.statuses.get(id)
     }
 
-    /// Sets the status of a message (keeping its original expiry bookkeeping).
+    /// Sets the status of a message.
     pub fn set(&mut self, id: MessageId, status: IngressStatus) {
-        if let Some(old) = self.statuses.get(&id) {
-            self.by_expiry.remove(&(old.expiry_time, id));
+        if let Some(t) = self.statuses.get(&id).and_then(prune_time) {
+            self.by_prune_time.remove(&(t, id));
         }
-        self.by_expiry.insert((status.expiry_time, id), ());
+        if let Some(t) = prune_time(&status) {
+            self.by_prune_time.insert((t, id), ());
+        }
         self.statuses.insert(id, status);
     }
 
-    /// Forgets every status whose expiry is before `now`: such a request can
-    /// no longer be valid, so replay protection no longer needs it.
+    /// Forgets every final status whose retention ended before `now`.
     pub fn prune(&mut self, now: Time) -> usize {
-        let keep = self.by_expiry.split_off(&(now, MessageId([0; 32])));
-        let expired = std::mem::replace(&mut self.by_expiry, keep);
+        let keep = self.by_prune_time.split_off(&(now, MessageId([0; 32])));
+        let expired = std::mem::replace(&mut self.by_prune_time, keep);
         for (_, id) in expired.keys() {
             self.statuses.remove(id);
         }
@@ -186,10 +206,20 @@ impl SystemMetadata {
     /// Metadata of a network with a single subnet that hosts every canister id:
     /// system canisters can be created at their mainnet ids, user canisters
     /// are allocated from [`CANISTER_ALLOCATION_RANGE`].
-    pub fn single_subnet(own_subnet_id: SubnetId, subnet_type: SubnetType, cost_subnet_size: u32, root_key: Vec<u8>) -> Self {
+    pub fn single_subnet(
+        own_subnet_id: SubnetId,
+        subnet_type: SubnetType,
+        cost_subnet_size: u32,
+        root_key: Vec<u8>,
+    ) -> Self {
         let mut routing_table = RoutingTable::new();
-        let everything = CanisterIdRange { start: CanisterId::from_u64(0), end: CanisterId::from_u64(u64::MAX) };
-        routing_table.insert(everything, own_subnet_id).expect("an empty table accepts any range");
+        let everything = CanisterIdRange {
+            start: CanisterId::from_u64(0),
+            end: CanisterId::from_u64(u64::MAX),
+        };
+        routing_table
+            .insert(everything, own_subnet_id)
+            .expect("an empty table accepts any range");
         SystemMetadata {
             own_subnet_id,
             own_subnet_type: subnet_type,
@@ -304,25 +334,33 @@ mod tests {
     use super::*;
     use cairn_types::messages::IngressState;
 
-    fn status(expiry: u64) -> IngressStatus {
+    fn status(state: IngressState, time_s: u64, expiry_s: u64) -> IngressStatus {
         IngressStatus {
             receiver: CanisterId::from_u64(0),
             user: Principal::ANONYMOUS,
-            time: Time::EPOCH,
-            state: IngressState::Received,
-            expiry_time: Time::from_nanos(expiry),
+            time: Time::from_secs(time_s),
+            state,
+            expiry_time: Time::from_secs(expiry_s),
         }
     }
 
     #[test]
-    fn ingress_history_prunes_by_expiry() {
+    fn ingress_history_keeps_results_and_in_flight_messages() {
+        let done = || IngressState::Completed(cairn_types::messages::WasmResult::Reply(vec![]));
         let mut h = IngressHistory::default();
-        h.set(MessageId([1; 32]), status(10));
-        h.set(MessageId([2; 32]), status(20));
-        h.set(MessageId([1; 32]), status(10));
-        assert_eq!(h.prune(Time::from_nanos(10)), 0);
-        assert_eq!(h.prune(Time::from_nanos(11)), 1);
-        assert!(!h.contains(&MessageId([1; 32])));
-        assert!(h.contains(&MessageId([2; 32])));
+        let (a, b, c) = (MessageId([1; 32]), MessageId([2; 32]), MessageId([3; 32]));
+        h.set(a, status(IngressState::Received, 0, 100));
+        h.set(a, status(done(), 10, 100));
+        h.set(b, status(IngressState::Processing, 10, 100));
+        h.set(c, status(done(), 10, 1000));
+        // `a` finished at 10 s: kept until max(expiry 100 s, 10 s + 300 s).
+        assert_eq!(h.prune(Time::from_secs(309)), 0);
+        assert_eq!(h.prune(Time::from_secs(311)), 1);
+        assert!(!h.contains(&a));
+        // In flight: never pruned. Expiry later than retention: kept until expiry.
+        assert_eq!(h.prune(Time::from_secs(999)), 0);
+        assert!(h.contains(&b) && h.contains(&c));
+        assert_eq!(h.prune(Time::from_secs(1001)), 1);
+        assert!(h.contains(&b));
     }
 }

@@ -162,11 +162,7 @@ impl UserError {
 
 impl fmt::Display for UserError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Error from Canister: {} ({})",
-            self.description, self.code
-        )
+        write!(f, "{}: {}", self.code, self.description)
     }
 }
 

@@ -32,47 +32,35 @@ pub const MAX_CALL_TIMEOUT_SECONDS: u64 = 300;
 
 const GIB: u128 = 1 << 30;
 
-/// Fees for one subnet, already scaled to its size.
+/// The reference fees (13 nodes). Costs are computed in reference units and
+/// scaled once at the end (`cost × n / 13`, multiplying first), as the IC does.
+mod reference {
+    pub const CANISTER_CREATION_FEE: u128 = 500_000_000_000;
+    pub const UPDATE_MESSAGE_EXECUTION_FEE: u128 = 5_000_000;
+    pub const TEN_UPDATE_INSTRUCTIONS_EXECUTION_FEE: u128 = 10;
+    pub const XNET_CALL_FEE: u128 = 260_000;
+    pub const XNET_BYTE_TRANSMISSION_FEE: u128 = 1_000;
+    pub const INGRESS_MESSAGE_RECEPTION_FEE: u128 = 1_200_000;
+    pub const INGRESS_BYTE_RECEPTION_FEE: u128 = 2_000;
+    pub const GIB_STORAGE_PER_SECOND_FEE: u128 = 127_000;
+    pub const COMPUTE_PERCENT_ALLOCATED_PER_SECOND_FEE: u128 = 10_000_000;
+    pub const HTTP_REQUEST_LINEAR_BASELINE_FEE: u128 = 3_000_000;
+    pub const HTTP_REQUEST_QUADRATIC_BASELINE_FEE: u128 = 60_000;
+    pub const HTTP_REQUEST_PER_BYTE_FEE: u128 = 400;
+    pub const HTTP_RESPONSE_PER_BYTE_FEE: u128 = 800;
+}
+
+/// The fee schedule of one subnet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CostSchedule {
     subnet_size: u32,
-    pub canister_creation_fee: Cycles,
-    pub update_message_execution_fee: Cycles,
-    /// Per 10 instructions executed.
-    pub ten_update_instructions_execution_fee: Cycles,
-    pub xnet_call_fee: Cycles,
-    pub xnet_byte_transmission_fee: Cycles,
-    pub ingress_message_reception_fee: Cycles,
-    pub ingress_byte_reception_fee: Cycles,
-    pub gib_storage_per_second_fee: Cycles,
-    pub compute_percent_allocated_per_second_fee: Cycles,
-    pub http_request_linear_baseline_fee: Cycles,
-    pub http_request_quadratic_baseline_fee: Cycles,
-    pub http_request_per_byte_fee: Cycles,
-    pub http_response_per_byte_fee: Cycles,
 }
 
 impl CostSchedule {
     /// The fee table for a subnet charged as `subnet_size` nodes.
     pub fn for_subnet_size(subnet_size: u32) -> Self {
-        let n = subnet_size.max(1) as u128;
-        let s = |base: u128| Cycles::new(base).scale(n, REFERENCE_SUBNET_SIZE as u128);
         CostSchedule {
             subnet_size: subnet_size.max(1),
-            canister_creation_fee: s(500_000_000_000),
-            update_message_execution_fee: s(5_000_000),
-            ten_update_instructions_execution_fee: s(10),
-            xnet_call_fee: s(260_000),
-            xnet_byte_transmission_fee: s(1_000),
-            ingress_message_reception_fee: s(1_200_000),
-            ingress_byte_reception_fee: s(2_000),
-            gib_storage_per_second_fee: s(127_000),
-            compute_percent_allocated_per_second_fee: s(10_000_000),
-            // HTTPS outcalls use their own per-node formula (see `http_request_fee`).
-            http_request_linear_baseline_fee: Cycles::new(3_000_000),
-            http_request_quadratic_baseline_fee: Cycles::new(60_000),
-            http_request_per_byte_fee: Cycles::new(400),
-            http_response_per_byte_fee: Cycles::new(800),
         }
     }
 
@@ -81,43 +69,48 @@ impl CostSchedule {
         self.subnet_size
     }
 
-    /// Cost of executing `instructions` in one update-like message.
-    pub fn execution_cost(&self, instructions: u64) -> Cycles {
-        self.update_message_execution_fee + self.instructions_cost(instructions)
+    /// Scales a cost in reference (13-node) units to this subnet.
+    fn scale(&self, reference_cost: u128) -> Cycles {
+        Cycles::new(reference_cost).scale(self.subnet_size as u128, REFERENCE_SUBNET_SIZE as u128)
     }
 
-    /// Cost of `instructions` alone (without the per-message base fee).
-    pub fn instructions_cost(&self, instructions: u64) -> Cycles {
-        Cycles::new(
-            self.ten_update_instructions_execution_fee
-                .get()
-                .saturating_mul(instructions as u128)
-                / 10,
+    /// Fee for creating a canister.
+    pub fn canister_creation_fee(&self) -> Cycles {
+        self.scale(reference::CANISTER_CREATION_FEE)
+    }
+
+    /// The fixed part of every update-like execution.
+    pub fn update_message_execution_fee(&self) -> Cycles {
+        self.scale(reference::UPDATE_MESSAGE_EXECUTION_FEE)
+    }
+
+    fn instructions_reference(instructions: u64) -> u128 {
+        reference::TEN_UPDATE_INSTRUCTIONS_EXECUTION_FEE.saturating_mul(instructions as u128) / 10
+    }
+
+    /// Cost of executing `instructions` in one update-like message.
+    pub fn execution_cost(&self, instructions: u64) -> Cycles {
+        self.scale(
+            reference::UPDATE_MESSAGE_EXECUTION_FEE + Self::instructions_reference(instructions),
         )
     }
 
     /// Cost of receiving an ingress message of `bytes` bytes.
     pub fn ingress_induction_cost(&self, bytes: u64) -> Cycles {
-        self.ingress_message_reception_fee
-            + Cycles::new(
-                self.ingress_byte_reception_fee
-                    .get()
-                    .saturating_mul(bytes as u128),
-            )
+        self.scale(
+            reference::INGRESS_MESSAGE_RECEPTION_FEE
+                + reference::INGRESS_BYTE_RECEPTION_FEE * bytes as u128,
+        )
     }
 
     /// Cost of sending a request of `bytes` bytes (method name plus argument).
     pub fn xnet_call_performed_fee(&self, bytes: u64) -> Cycles {
-        self.xnet_call_fee + self.xnet_transmission_cost(bytes)
+        self.scale(reference::XNET_CALL_FEE + reference::XNET_BYTE_TRANSMISSION_FEE * bytes as u128)
     }
 
     /// Cost of transmitting `bytes` bytes between canisters.
     pub fn xnet_transmission_cost(&self, bytes: u64) -> Cycles {
-        Cycles::new(
-            self.xnet_byte_transmission_fee
-                .get()
-                .saturating_mul(bytes as u128),
-        )
+        self.scale(reference::XNET_BYTE_TRANSMISSION_FEE * bytes as u128)
     }
 
     /// Reserved per outgoing call to run its callback.
@@ -130,29 +123,27 @@ impl CostSchedule {
         self.xnet_transmission_cost(MAX_INTER_CANISTER_PAYLOAD)
     }
 
-    /// What `ic0.cost_call` reports: the fee plus both reservations.
+    /// What `ic0.cost_call` reports: the fee plus both reservations. Like the
+    /// IC, this uses the reference subnet size whatever the actual size.
     pub fn cost_call(&self, method_name_size: u64, payload_size: u64) -> Cycles {
-        self.xnet_call_performed_fee(method_name_size.saturating_add(payload_size))
-            + self.prepayment_for_response_execution()
-            + self.prepayment_for_response_transmission()
+        let reference = CostSchedule::for_subnet_size(REFERENCE_SUBNET_SIZE);
+        reference.xnet_call_performed_fee(method_name_size.saturating_add(payload_size))
+            + reference.prepayment_for_response_execution()
+            + reference.prepayment_for_response_transmission()
     }
 
     /// Storage cost of `bytes` held for `nanos` nanoseconds.
     pub fn storage_cost(&self, bytes: u64, nanos: u64) -> Cycles {
         let byte_ns = (bytes as u128).saturating_mul(nanos as u128);
-        Cycles::new(
-            self.gib_storage_per_second_fee
-                .get()
-                .saturating_mul(byte_ns / 1_000_000_000)
-                / GIB,
+        self.scale(
+            reference::GIB_STORAGE_PER_SECOND_FEE.saturating_mul(byte_ns / 1_000_000_000) / GIB,
         )
     }
 
     /// Cost of a compute allocation of `percent` held for `nanos` nanoseconds.
     pub fn compute_allocation_cost(&self, percent: u64, nanos: u64) -> Cycles {
-        Cycles::new(
-            self.compute_percent_allocated_per_second_fee
-                .get()
+        self.scale(
+            reference::COMPUTE_PERCENT_ALLOCATED_PER_SECOND_FEE
                 .saturating_mul(percent as u128)
                 .saturating_mul(nanos as u128)
                 / 1_000_000_000,
@@ -177,14 +168,15 @@ impl CostSchedule {
             .scale(freezing_threshold_seconds as u128, 86_400)
     }
 
-    /// The HTTPS outcall fee for the given request size and response limit.
+    /// The HTTPS outcall fee for the given request size and response limit
+    /// (its own per-node formula, not the linear scaling).
     pub fn http_request_fee(&self, request_bytes: u64, max_response_bytes: u64) -> Cycles {
         let n = self.subnet_size as u128;
-        let base = (self.http_request_linear_baseline_fee.get()
-            + self.http_request_quadratic_baseline_fee.get() * n)
+        let base = (reference::HTTP_REQUEST_LINEAR_BASELINE_FEE
+            + reference::HTTP_REQUEST_QUADRATIC_BASELINE_FEE * n)
             * n;
-        let per_byte = (self.http_request_per_byte_fee.get() * request_bytes as u128
-            + self.http_response_per_byte_fee.get() * max_response_bytes as u128)
+        let per_byte = (reference::HTTP_REQUEST_PER_BYTE_FEE * request_bytes as u128
+            + reference::HTTP_RESPONSE_PER_BYTE_FEE * max_response_bytes as u128)
             * n;
         Cycles::new(base.saturating_add(per_byte))
     }
@@ -197,15 +189,26 @@ mod tests {
     #[test]
     fn reference_table_and_scaling() {
         let c = CostSchedule::for_subnet_size(13);
-        assert_eq!(c.canister_creation_fee, Cycles::new(500_000_000_000));
+        assert_eq!(c.canister_creation_fee(), Cycles::new(500_000_000_000));
         assert_eq!(c.execution_cost(1_000), Cycles::new(5_001_000));
         assert_eq!(c.ingress_induction_cost(100), Cycles::new(1_400_000));
         let big = CostSchedule::for_subnet_size(34);
-        assert_eq!(big.xnet_call_fee, Cycles::new(260_000 * 34 / 13));
         assert_eq!(
-            big.canister_creation_fee,
+            big.xnet_call_performed_fee(0),
+            Cycles::new(260_000 * 34 / 13)
+        );
+        assert_eq!(
+            big.canister_creation_fee(),
             Cycles::new(500_000_000_000u128 * 34 / 13)
         );
+        // The total is scaled, not each part: an instruction costs 34/13 cycles, not 2.
+        assert_eq!(
+            big.execution_cost(1_000_000),
+            Cycles::new((5_000_000u128 + 1_000_000) * 34 / 13)
+        );
+        // cost_call always uses the reference size.
+        assert_eq!(big.cost_call(0, 0), c.cost_call(0, 0));
+        assert_eq!(c.cost_call(0, 0), Cycles::new(42_102_412_000));
         // The digest's 13-node outcall formula: 49,140,000 + 5,200/request byte + 10,400/response byte.
         assert_eq!(c.http_request_fee(0, 0), Cycles::new(49_140_000));
         assert_eq!(

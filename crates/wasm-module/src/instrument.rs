@@ -55,6 +55,10 @@ pub const CHARGE_FUNCTION: &str = "charge_bytes";
 pub const START_EXPORT: &str = "__cairn_start";
 /// Export name of memory 0.
 pub const MEMORY_EXPORT: &str = "__cairn_memory";
+
+/// The export name of table 0 in an instrumented module: the engine calls
+/// callbacks named by `ic0.call_new` (table indices) through it.
+pub const TABLE_EXPORT: &str = "__cairn_table";
 /// Prefix of the export names of mutable globals; followed by the global index.
 pub const GLOBAL_EXPORT_PREFIX: &str = "__cairn_global_";
 
@@ -363,6 +367,9 @@ impl Rewriter {
         }
         if self.shape.has_memory {
             exports.export(MEMORY_EXPORT, ExportKind::Memory, 0);
+        }
+        if !self.shape.table64.is_empty() {
+            exports.export(TABLE_EXPORT, ExportKind::Table, 0);
         }
         for (index, _) in self.shape.mutable_globals() {
             exports.export(&global_export_name(index), ExportKind::Global, index);

@@ -40,7 +40,7 @@ pub use error::ModuleError;
 pub use ic0::{FuncSig, ValType};
 pub use instrument::{
     CHARGE_FUNCTION, CHARGE_MODULE, ExportedGlobal, GLOBAL_EXPORT_PREFIX, InstrumentedModule,
-    MEMORY_EXPORT, START_EXPORT, global_export_name, instrument,
+    MEMORY_EXPORT, START_EXPORT, TABLE_EXPORT, global_export_name, instrument,
 };
 pub use validate::{
     CustomSection, MemoryLimits, MethodKind, ModuleInfo, ModuleLimits, RESERVED_EXPORT_PREFIX,

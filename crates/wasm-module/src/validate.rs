@@ -7,8 +7,8 @@ use wasmparser::{
     ValidPayload, Validator, WasmFeatures, types::Types,
 };
 
-use crate::decode::DEFAULT_MAX_MODULE_SIZE;
-use crate::error::ModuleError;
+use crate::decode::{DEFAULT_MAX_MODULE_SIZE, WASM_MAGIC};
+use crate::error::{ModuleError, hex_prefix};
 use crate::ic0::{self, IC0_MODULE, ValType};
 
 /// The Wasm proposals Cairn accepts, and nothing else.
@@ -271,7 +271,7 @@ const IC_RESERVED_EXPORTS: &[&str] = &["canister counter_instructions", "caniste
 /// Bytes per Wasm page.
 pub const WASM_PAGE_SIZE: u64 = 65536;
 
-/// Validates a decoded Wasm binary against the Wasm spec (with [`wasm_features`]) and the
+/// Validates a decoded Wasm binary (the output of [`crate::decode_module`]) against the Wasm spec (with [`wasm_features`]) and the
 /// IC's canister module rules, and describes it.
 ///
 /// Rejections carry the rule that failed; see [`ModuleError`].
@@ -279,6 +279,12 @@ pub fn validate(wasm: &[u8], limits: &ModuleLimits) -> Result<ModuleInfo, Module
     if wasm.len() as u64 > limits.max_module_size {
         return Err(ModuleError::ModuleTooLarge {
             limit: limits.max_module_size,
+        });
+    }
+    // A gzip upload passed here by mistake gets the same clear error as in decoding.
+    if !wasm.starts_with(&WASM_MAGIC) {
+        return Err(ModuleError::BadMagic {
+            found: hex_prefix(wasm),
         });
     }
     let c = collect(wasm, limits)?;

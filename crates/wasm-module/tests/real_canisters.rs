@@ -45,12 +45,22 @@ fn install(engine: &Engine, m: &InstrumentedModule) {
 fn every_real_canister_validates_and_instruments() {
     let engine = engine();
     println!(
-        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>6} {:>5} {:>7} {:>8}",
-        "canister", "bytes", "instr.", "+data", "growth", "charge", "segs", "globals", "time"
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>6} {:>5} {:>7} {:>6} {:>8}",
+        "canister",
+        "bytes",
+        "instr.",
+        "+data",
+        "growth",
+        "charge",
+        "segs",
+        "globals",
+        "table",
+        "time"
     );
     for c in ALL {
+        let upload = gzipped(c.wasm);
         let started = Instant::now();
-        let wasm = decode_module(&gzipped(c.wasm)).unwrap();
+        let wasm = decode_module(&upload).unwrap();
         assert_eq!(wasm, c.wasm);
         let info =
             validate(&wasm, &ModuleLimits::default()).unwrap_or_else(|e| panic!("{}: {e}", c.name));
@@ -84,7 +94,7 @@ fn every_real_canister_validates_and_instruments() {
         let data: usize = m.data_segments.iter().map(|(_, d)| d.len()).sum();
         let total = m.bytes.len() + data;
         println!(
-            "{:<12} {:>8} {:>8} {:>8} {:>7.2}% {:>6} {:>5} {:>7} {:>8.1?}",
+            "{:<12} {:>8} {:>8} {:>8} {:>7.2}% {:>6} {:>5} {:>7} {:>6} {:>8.1?}",
             c.name,
             wasm.len(),
             m.bytes.len(),
@@ -93,6 +103,7 @@ fn every_real_canister_validates_and_instruments() {
             m.charge_sites,
             m.data_segments.len(),
             m.exported_globals.len(),
+            if info.mutates_tables { "mut" } else { "-" },
             elapsed
         );
     }

@@ -680,3 +680,9 @@ fn reports_start_counts_and_table_mutation() {
         (func (drop (table.get (i32.const 0))) (drop (table.size)) (call_indirect (i32.const 0))))";
     assert!(!check(src).unwrap().mutates_tables);
 }
+
+#[test]
+fn validate_wants_decoded_wasm() {
+    let err = validate(&[0x1f, 0x8b, 0x08, 0, 0], &ModuleLimits::default()).unwrap_err();
+    assert!(matches!(err, ModuleError::BadMagic { .. }), "{err}");
+}

@@ -387,14 +387,24 @@ impl WasmEngine {
     ) -> Result<Vec<GlobalValue>, HypervisorError> {
         let mut store = Store::new(
             engine,
-            HostState { api: None, memory: None, instruction_limit: 0, max_heap: MAX_WASM64_HEAP, wasm_memory_limit: None },
+            HostState {
+                api: None,
+                memory: None,
+                instruction_limit: 0,
+                max_heap: MAX_WASM64_HEAP,
+                wasm_memory_limit: None,
+            },
         );
         store.set_fuel(u64::MAX / 2).map_err(engine_error)?;
-        let instance = instance_pre.instantiate(&mut store).map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
+        let instance = instance_pre
+            .instantiate(&mut store)
+            .map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
         let _ = take_last_created();
         let mut values = Vec::with_capacity(meta.exported_globals.len());
         for (name, _) in &meta.exported_globals {
-            let g = instance.get_global(&mut store, name).ok_or_else(|| engine_error(format!("global {name} missing")))?;
+            let g = instance
+                .get_global(&mut store, name)
+                .ok_or_else(|| engine_error(format!("global {name} missing")))?;
             values.push(global_value(g.get(&mut store)));
         }
         Ok(values)
@@ -761,7 +771,7 @@ impl Sandbox {
 }
 
 /// The export name under which the instrumentation exposes table 0.
-pub const TABLE_EXPORT: &str = "__cairn_table";
+pub use cairn_wasm_module::TABLE_EXPORT;
 
 fn global_value(v: Val) -> GlobalValue {
     match v {

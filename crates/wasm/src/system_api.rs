@@ -981,7 +981,7 @@ impl SystemApi {
 
     pub fn cost_create_canister(&self) -> HResult<Cycles> {
         self.check("cost_create_canister", ctx::ALL_S)?;
-        Ok(self.env.costs.canister_creation_fee)
+        Ok(self.env.costs.canister_creation_fee())
     }
 
     pub fn cost_http_request(&self, request_size: u64, max_res_bytes: u64) -> HResult<Cycles> {

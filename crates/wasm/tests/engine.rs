@@ -64,10 +64,20 @@ impl Harness {
         for (offset, bytes) in &module.instrumented.data_segments {
             page_map.write(*offset, bytes);
         }
-        let heap = Memory { page_map, size_wasm_pages: module.info.memory.unwrap().initial_pages };
+        let heap = Memory {
+            page_map,
+            size_wasm_pages: module.info.memory.unwrap().initial_pages,
+        };
         let globals = module.initial_globals.clone();
         let sandbox = engine.new_sandbox(module).unwrap();
-        Harness { sandbox, state: State { heap, stable: Memory::default(), globals } }
+        Harness {
+            sandbox,
+            state: State {
+                heap,
+                stable: Memory::default(),
+                globals,
+            },
+        }
     }
 
     fn run(

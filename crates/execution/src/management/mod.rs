@@ -7,14 +7,16 @@
 
 pub mod types;
 
-use crate::config::{MAX_CHUNK_SIZE, MAX_CHUNKS, MAX_SNAPSHOTS_PER_CANISTER, STOP_CANISTER_TIMEOUT_NANOS};
+use crate::config::{
+    MAX_CHUNK_SIZE, MAX_CHUNKS, MAX_SNAPSHOTS_PER_CANISTER, STOP_CANISTER_TIMEOUT_NANOS,
+};
 use crate::cycles;
 use crate::environment::{ExecutionEnvironment, costs};
 use crate::install::InstallRequest;
 use crate::messages::{Output, reject_origin};
 use cairn_state::canister_state::{
-    CanisterChange, CanisterSettings, CanisterStatus, ChangeDetails, ChangeOrigin, InstallMode, StopContext, SystemState,
-    Visibility, WasmChunkStore,
+    CanisterChange, CanisterSettings, CanisterStatus, ChangeDetails, ChangeOrigin, InstallMode,
+    StopContext, SystemState, Visibility, WasmChunkStore,
 };
 use cairn_state::replicated_state::CanisterSnapshot;
 use cairn_state::{CallOrigin, CanisterState, ReplicatedState};
@@ -71,6 +73,14 @@ const CANISTER_ONLY: &[&str] = &[
     "subnet_info",
 ];
 
+/// Whether `method` may be called by ingress (creation only by subnet admins).
+pub fn is_ingress_method(method: &str, sender_is_admin: bool) -> bool {
+    if method == "create_canister" {
+        return sender_is_admin;
+    }
+    !CANISTER_ONLY.contains(&method)
+}
+
 /// Methods that need features this subnet does not have yet.
 const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
     ("http_request", "HTTPS outcalls"),
@@ -83,7 +93,10 @@ const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
     ("bitcoin_get_balance", "the Bitcoin integration"),
     ("bitcoin_get_utxos", "the Bitcoin integration"),
     ("bitcoin_send_transaction", "the Bitcoin integration"),
-    ("bitcoin_get_current_fee_percentiles", "the Bitcoin integration"),
+    (
+        "bitcoin_get_current_fee_percentiles",
+        "the Bitcoin integration",
+    ),
     ("bitcoin_get_block_headers", "the Bitcoin integration"),
     ("node_metrics_history", "node metrics history"),
 ];
@@ -104,30 +117,54 @@ pub fn effective_canister_id(method: &str, arg: &[u8]) -> Option<CanisterId> {
         target_canister: candid::Principal,
     }
     match method {
-        "create_canister" | "provisional_create_canister_with_cycles" | "raw_rand" | "list_canisters" => None,
-        "install_chunked_code" => Decode!(arg, WithTarget).ok().map(|a| CanisterId::from(to_principal(&a.target_canister))),
-        _ => Decode!(arg, WithCanisterId).ok().map(|a| CanisterId::from(to_principal(&a.canister_id))),
+        "create_canister"
+        | "provisional_create_canister_with_cycles"
+        | "raw_rand"
+        | "list_canisters" => None,
+        "install_chunked_code" => Decode!(arg, WithTarget)
+            .ok()
+            .map(|a| CanisterId::from(to_principal(&a.target_canister))),
+        _ => Decode!(arg, WithCanisterId)
+            .ok()
+            .map(|a| CanisterId::from(to_principal(&a.canister_id))),
     }
 }
 
 fn decode_error(method: &str, e: impl std::fmt::Display) -> UserError {
-    UserError::new(ErrorCode::InvalidManagementPayload, format!("Error decoding candid for method {method}: {e}"))
+    UserError::new(
+        ErrorCode::InvalidManagementPayload,
+        format!("Error decoding candid for method {method}: {e}"),
+    )
 }
 
 fn not_found(id: &CanisterId) -> UserError {
-    UserError::new(ErrorCode::CanisterNotFound, format!("Canister {id} not found."))
+    UserError::new(
+        ErrorCode::CanisterNotFound,
+        format!("Canister {id} not found."),
+    )
 }
 
 fn invalid_settings(msg: impl Into<String>) -> UserError {
-    UserError::new(ErrorCode::CanisterContractViolation, format!("Could not validate the settings: {}", msg.into()))
+    UserError::new(
+        ErrorCode::CanisterContractViolation,
+        format!("Could not validate the settings: {}", msg.into()),
+    )
 }
 
 /// The controller check, worded as the IC words it.
-pub(crate) fn check_controller(canister: &CanisterState, sender: &Principal) -> Result<(), UserError> {
+pub(crate) fn check_controller(
+    canister: &CanisterState,
+    sender: &Principal,
+) -> Result<(), UserError> {
     if canister.system_state.is_controller(sender) {
         return Ok(());
     }
-    let controllers: Vec<String> = canister.system_state.controllers.iter().map(|c| c.to_string()).collect();
+    let controllers: Vec<String> = canister
+        .system_state
+        .controllers
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     Err(UserError::new(
         ErrorCode::CanisterInvalidController,
         format!(
@@ -139,7 +176,8 @@ pub(crate) fn check_controller(canister: &CanisterState, sender: &Principal) -> 
 }
 
 fn nat_u64(n: &Nat, field: &str) -> Result<u64, UserError> {
-    u64::try_from(n.0.clone()).map_err(|_| invalid_settings(format!("Invalid settings: '{field}' must fit in 64 bits.")))
+    u64::try_from(n.0.clone())
+        .map_err(|_| invalid_settings(format!("Invalid settings: '{field}' must fit in 64 bits.")))
 }
 
 fn nat_u128(n: &Nat) -> u128 {
@@ -160,7 +198,9 @@ fn visibility_from(v: &VisibilityArg) -> Result<Visibility, UserError> {
         VisibilityArg::Public => Visibility::Public,
         VisibilityArg::AllowedViewers(list) => {
             if list.len() > 10 {
-                return Err(invalid_settings("Invalid settings: 'allowed_viewers' length exceeds maximum size allowed of 10."));
+                return Err(invalid_settings(
+                    "Invalid settings: 'allowed_viewers' length exceeds maximum size allowed of 10.",
+                ));
             }
             Visibility::AllowedViewers(list.iter().map(to_principal).collect())
         }
@@ -171,7 +211,9 @@ fn visibility_to(v: &Visibility) -> VisibilityArg {
     match v {
         Visibility::Controllers => VisibilityArg::Controllers,
         Visibility::Public => VisibilityArg::Public,
-        Visibility::AllowedViewers(l) => VisibilityArg::AllowedViewers(l.iter().map(to_candid).collect()),
+        Visibility::AllowedViewers(l) => {
+            VisibilityArg::AllowedViewers(l.iter().map(to_candid).collect())
+        }
     }
 }
 
@@ -183,21 +225,27 @@ pub(crate) fn apply_settings(
 ) -> Result<(), UserError> {
     if let Some(c) = &args.controllers {
         if c.len() > cairn_state::canister_state::MAX_CONTROLLERS {
-            return Err(invalid_settings("Invalid settings: 'controllers' length exceeds maximum size allowed of 10."));
+            return Err(invalid_settings(
+                "Invalid settings: 'controllers' length exceeds maximum size allowed of 10.",
+            ));
         }
         *controllers = c.iter().map(to_principal).collect();
     }
     if let Some(v) = &args.compute_allocation {
         let v = nat_u64(v, "compute_allocation")?;
         if v > 100 {
-            return Err(invalid_settings(format!("ComputeAllocation expected to be in the range [0..100], got {v}")));
+            return Err(invalid_settings(format!(
+                "ComputeAllocation expected to be in the range [0..100], got {v}"
+            )));
         }
         settings.compute_allocation = v;
     }
     if let Some(v) = &args.memory_allocation {
         let v = nat_u64(v, "memory_allocation")?;
         if v > 1 << 48 {
-            return Err(invalid_settings(format!("MemoryAllocation expected to be in the range [0..2^48], got {v}")));
+            return Err(invalid_settings(format!(
+                "MemoryAllocation expected to be in the range [0..2^48], got {v}"
+            )));
         }
         settings.memory_allocation = v;
     }
@@ -219,14 +267,18 @@ pub(crate) fn apply_settings(
     if let Some(v) = &args.wasm_memory_limit {
         let v = nat_u64(v, "wasm_memory_limit")?;
         if v > 1 << 48 {
-            return Err(invalid_settings(format!("Wasm memory limit expected to be in the range [0..2^48], got {v}")));
+            return Err(invalid_settings(format!(
+                "Wasm memory limit expected to be in the range [0..2^48], got {v}"
+            )));
         }
         settings.wasm_memory_limit = v;
     }
     if let Some(v) = &args.wasm_memory_threshold {
         let v = nat_u64(v, "wasm_memory_threshold")?;
         if v > 1 << 48 {
-            return Err(invalid_settings(format!("Wasm memory threshold expected to be in the range [0..2^48], got {v}")));
+            return Err(invalid_settings(format!(
+                "Wasm memory threshold expected to be in the range [0..2^48], got {v}"
+            )));
         }
         settings.wasm_memory_threshold = v;
     }
@@ -242,11 +294,17 @@ pub(crate) fn apply_settings(
             if v.name.len() > 128 || v.value.len() > 128 {
                 return Err(UserError::new(
                     ErrorCode::InvalidManagementPayload,
-                    format!("Environment variable '{}' is too long (names and values are limited to 128 bytes)", v.name),
+                    format!(
+                        "Environment variable '{}' is too long (names and values are limited to 128 bytes)",
+                        v.name
+                    ),
                 ));
             }
             if map.insert(v.name.clone(), v.value.clone()).is_some() {
-                return Err(UserError::new(ErrorCode::InvalidManagementPayload, format!("Duplicate environment variable '{}'", v.name)));
+                return Err(UserError::new(
+                    ErrorCode::InvalidManagementPayload,
+                    format!("Duplicate environment variable '{}'", v.name),
+                ));
             }
         }
         settings.environment_variables = map;
@@ -283,7 +341,9 @@ fn snapshot_owner(id: &[u8]) -> Option<CanisterId> {
     if id.len() < 8 {
         return None;
     }
-    Principal::try_from_slice(&id[8..]).ok().map(CanisterId::from)
+    Principal::try_from_slice(&id[8..])
+        .ok()
+        .map(CanisterId::from)
 }
 
 impl ExecutionEnvironment {
@@ -296,10 +356,16 @@ impl ExecutionEnvironment {
         outputs: &mut Vec<Output>,
     ) -> u64 {
         let is_ingress = matches!(call.origin, CallOrigin::Ingress { .. });
-        let outcome = if is_ingress && CANISTER_ONLY.contains(&call.method.as_str()) && !self.is_admin_create(state, &call) {
+        let outcome = if is_ingress
+            && CANISTER_ONLY.contains(&call.method.as_str())
+            && !self.is_admin_create(state, &call)
+        {
             Outcome::Error(UserError::new(
                 ErrorCode::CanisterMethodNotFound,
-                format!("Only canisters can call the management canister method {}", call.method),
+                format!(
+                    "Only canisters can call the management canister method {}",
+                    call.method
+                ),
             ))
         } else {
             self.dispatch(state, &call, randomness)
@@ -307,10 +373,15 @@ impl ExecutionEnvironment {
         let me = CanisterId::MANAGEMENT;
         match outcome {
             Outcome::Reply(bytes, refund) => match &call.origin {
-                CallOrigin::Ingress { message_id, .. } => {
-                    outputs.push(Output::Ingress(*message_id, IngressState::Completed(WasmResult::Reply(bytes))))
-                }
-                CallOrigin::Canister { caller, callback, deadline } => outputs.push(Output::Response(Response {
+                CallOrigin::Ingress { message_id, .. } => outputs.push(Output::Ingress(
+                    *message_id,
+                    IngressState::Completed(WasmResult::Reply(bytes)),
+                )),
+                CallOrigin::Canister {
+                    caller,
+                    callback,
+                    deadline,
+                } => outputs.push(Output::Response(Response {
                     originator: *caller,
                     respondent: me,
                     originator_reply_callback: *callback,
@@ -322,7 +393,11 @@ impl ExecutionEnvironment {
             },
             Outcome::Error(err) => reject_origin(&call.origin, me, err, call.cycles, outputs),
             Outcome::Reject(code, message) => match &call.origin {
-                CallOrigin::Canister { caller, callback, deadline } => outputs.push(Output::Response(Response {
+                CallOrigin::Canister {
+                    caller,
+                    callback,
+                    deadline,
+                } => outputs.push(Output::Response(Response {
                     originator: *caller,
                     respondent: me,
                     originator_reply_callback: *callback,
@@ -330,7 +405,13 @@ impl ExecutionEnvironment {
                     response_payload: Payload::Reject(RejectContext::new(code, message)),
                     deadline: *deadline,
                 })),
-                other => reject_origin(other, me, UserError::new(ErrorCode::CanisterMethodNotFound, message), call.cycles, outputs),
+                other => reject_origin(
+                    other,
+                    me,
+                    UserError::new(ErrorCode::CanisterMethodNotFound, message),
+                    call.cycles,
+                    outputs,
+                ),
             },
             Outcome::Deferred => {}
         }
@@ -341,12 +422,19 @@ impl ExecutionEnvironment {
         call.method == "create_canister" && state.metadata.subnet_admins.contains(&call.caller)
     }
 
-    fn dispatch(&mut self, state: &mut ReplicatedState, call: &ManagementCall, randomness: &[u8; 32]) -> Outcome {
+    fn dispatch(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+        randomness: &[u8; 32],
+    ) -> Outcome {
         let m = call.method.as_str();
         if let Some((_, feature)) = NOT_YET_SUPPORTED.iter().find(|(name, _)| *name == m) {
             return Outcome::Reject(
                 RejectCode::DestinationInvalid,
-                format!("Management canister method '{m}' is not yet supported on this subnet: {feature} are not available yet."),
+                format!(
+                    "Management canister method '{m}' is not yet supported on this subnet: {feature} are not available yet."
+                ),
             );
         }
         if QUERY_ONLY.contains(&m) {
@@ -379,7 +467,10 @@ impl ExecutionEnvironment {
             "list_canister_snapshots" => self.list_snapshots(state, call),
             "delete_canister_snapshot" => self.delete_snapshot(state, call),
             "subnet_info" => self.subnet_info(state, call),
-            _ => Err(UserError::new(ErrorCode::CanisterMethodNotFound, format!("Management canister has no method '{m}'"))),
+            _ => Err(UserError::new(
+                ErrorCode::CanisterMethodNotFound,
+                format!("Management canister has no method '{m}'"),
+            )),
         };
         match result {
             Ok((bytes, refund)) => Outcome::Reply(bytes, refund),
@@ -388,7 +479,11 @@ impl ExecutionEnvironment {
     }
 
     /// Finds a canister and checks that `caller` controls it.
-    fn controlled<'a>(state: &'a mut ReplicatedState, id: &candid::Principal, caller: &Principal) -> Result<&'a mut CanisterState, UserError> {
+    fn controlled<'a>(
+        state: &'a mut ReplicatedState,
+        id: &candid::Principal,
+        caller: &Principal,
+    ) -> Result<&'a mut CanisterState, UserError> {
         let id = CanisterId::from(to_principal(id));
         let canister = state.canisters.get_mut(&id).ok_or_else(|| not_found(&id))?;
         check_controller(canister, caller)?;
@@ -400,7 +495,10 @@ impl ExecutionEnvironment {
         loop {
             let id = CanisterId::from_u64(meta.next_canister_index);
             if !meta.canister_allocation_range.contains(&id) {
-                return Err(UserError::new(ErrorCode::MaxNumberOfCanistersReached, "The subnet has no canister ids left"));
+                return Err(UserError::new(
+                    ErrorCode::MaxNumberOfCanistersReached,
+                    "The subnet has no canister ids left",
+                ));
             }
             meta.next_canister_index += 1;
             if !state.canisters.contains_key(&id) {
@@ -427,15 +525,29 @@ impl ExecutionEnvironment {
             timestamp_nanos: now.as_nanos(),
             canister_version: 0,
             origin: change_origin(&call.origin, call.caller),
-            details: ChangeDetails::Creation { controllers: controllers.into_iter().collect(), environment_variables_hash: None },
+            details: ChangeDetails::Creation {
+                controllers: controllers.into_iter().collect(),
+                environment_variables_hash: None,
+            },
         });
-        state.canisters.insert(id, CanisterState { system_state: system, execution_state: None });
+        state.canisters.insert(
+            id,
+            CanisterState {
+                system_state: system,
+                execution_state: None,
+            },
+        );
         Ok(())
     }
 
-    fn create_canister(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CreateCanisterArgs).map_err(|e| decode_error(&call.method, e))?;
-        let fee = costs(&state.metadata).canister_creation_fee;
+    fn create_canister(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CreateCanisterArgs).map_err(|e| decode_error(&call.method, e))?;
+        let fee = costs(&state.metadata).canister_creation_fee();
         let is_admin = state.metadata.subnet_admins.contains(&call.caller);
         let cycles = if is_admin && matches!(call.origin, CallOrigin::Ingress { .. }) {
             Cycles::ZERO
@@ -456,17 +568,35 @@ impl ExecutionEnvironment {
             c.system_state.consumed_cycles.canister_creation += fee.min(call.cycles);
         }
         state.metadata.consumed_cycles_total += fee.min(call.cycles);
-        Ok((encode(&CanisterIdResult { canister_id: to_candid(&id.get()) }), Cycles::ZERO))
+        Ok((
+            encode(&CanisterIdResult {
+                canister_id: to_candid(&id.get()),
+            }),
+            Cycles::ZERO,
+        ))
     }
 
-    fn provisional_create(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, ProvisionalCreateCanisterArgs).map_err(|e| decode_error(&call.method, e))?;
-        let cycles = args.amount.as_ref().map_or(self.config.default_provisional_cycles, |a| Cycles::new(nat_u128(a)));
+    fn provisional_create(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args = Decode!(&call.arg, ProvisionalCreateCanisterArgs)
+            .map_err(|e| decode_error(&call.method, e))?;
+        let cycles = args
+            .amount
+            .as_ref()
+            .map_or(self.config.default_provisional_cycles, |a| {
+                Cycles::new(nat_u128(a))
+            });
         let id = match args.specified_id {
             Some(p) => {
                 let id = CanisterId::from(to_principal(&p));
                 if state.canisters.contains_key(&id) {
-                    return Err(UserError::new(ErrorCode::CanisterAlreadyInstalled, format!("Canister {id} is already installed.")));
+                    return Err(UserError::new(
+                        ErrorCode::CanisterAlreadyInstalled,
+                        format!("Canister {id} is already installed."),
+                    ));
                 }
                 if state.metadata.routing_table.route(&id) != Some(state.metadata.own_subnet_id) {
                     return Err(UserError::new(
@@ -480,7 +610,9 @@ impl ExecutionEnvironment {
                 if state.metadata.canister_allocation_range.contains(&id) {
                     return Err(UserError::new(
                         ErrorCode::InvalidManagementPayload,
-                        format!("The `specified_id` {id} is invalid because it belongs to the canister allocation ranges of the test environment.\nUse a `specified_id` that matches a canister ID on the ICP mainnet and a test environment that supports canister creation with `specified_id` (e.g., PocketIC)."),
+                        format!(
+                            "The `specified_id` {id} is invalid because it belongs to the canister allocation ranges of the test environment.\nUse a `specified_id` that matches a canister ID on the ICP mainnet and a test environment that supports canister creation with `specified_id` (e.g., PocketIC)."
+                        ),
                     ));
                 }
                 id
@@ -489,19 +621,34 @@ impl ExecutionEnvironment {
         };
         Self::insert_new_canister(state, id, call, args.settings.as_ref(), cycles)?;
         // Cycles attached by a calling canister are returned: the new balance is minted.
-        Ok((encode(&CanisterIdResult { canister_id: to_candid(&id.get()) }), call.cycles))
+        Ok((
+            encode(&CanisterIdResult {
+                canister_id: to_candid(&id.get()),
+            }),
+            call.cycles,
+        ))
     }
 
-    fn top_up(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, ProvisionalTopUpArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn top_up(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, ProvisionalTopUpArgs).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get_mut(&id).ok_or_else(|| not_found(&id))?;
         canister.system_state.cycles_balance += Cycles::new(nat_u128(&args.amount));
         Ok((empty_reply(), call.cycles))
     }
 
-    fn update_settings(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, UpdateSettingsArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn update_settings(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, UpdateSettingsArgs).map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         let mut settings = canister.system_state.settings.clone();
@@ -525,14 +672,21 @@ impl ExecutionEnvironment {
                 timestamp_nanos: now.as_nanos(),
                 canister_version: s.canister_version,
                 origin: change_origin(&call.origin, call.caller),
-                details: ChangeDetails::ControllersChange { controllers: controllers.into_iter().collect() },
+                details: ChangeDetails::ControllersChange {
+                    controllers: controllers.into_iter().collect(),
+                },
             });
         }
         Ok((empty_reply(), call.cycles))
     }
 
-    fn install_code_call(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, InstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn install_code_call(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, InstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
         Self::controlled(state, &args.canister_id, &call.caller)?;
         let request = InstallRequest {
             canister_id: CanisterId::from(to_principal(&args.canister_id)),
@@ -546,23 +700,43 @@ impl ExecutionEnvironment {
         Ok((empty_reply(), call.cycles))
     }
 
-    fn install_chunked_code_call(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, InstallChunkedCodeArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn install_chunked_code_call(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args = Decode!(&call.arg, InstallChunkedCodeArgs)
+            .map_err(|e| decode_error(&call.method, e))?;
         let target = CanisterId::from(to_principal(&args.target_canister));
         Self::controlled(state, &args.target_canister, &call.caller)?;
-        let store_id = args.store_canister.map(|p| CanisterId::from(to_principal(&p))).unwrap_or(target);
-        let store = state.canisters.get(&store_id).ok_or_else(|| not_found(&store_id))?;
-        if store_id != target && !store.system_state.is_controller(&call.caller) && call.caller != store_id.get() {
+        let store_id = args
+            .store_canister
+            .map(|p| CanisterId::from(to_principal(&p)))
+            .unwrap_or(target);
+        let store = state
+            .canisters
+            .get(&store_id)
+            .ok_or_else(|| not_found(&store_id))?;
+        if store_id != target
+            && !store.system_state.is_controller(&call.caller)
+            && call.caller != store_id.get()
+        {
             check_controller(store, &call.caller)?;
         }
         let chunk_store = &store.system_state.wasm_chunk_store;
         let mut wasm = Vec::new();
         for h in &args.chunk_hashes_list {
-            let key: [u8; 32] = h.hash.as_slice().try_into().map_err(|_| chunk_error("a chunk hash must be 32 bytes"))?;
-            let chunk = chunk_store
-                .chunks
-                .get(&key)
-                .ok_or_else(|| chunk_error(&format!("Chunk with hash {} is not in the chunk store", hex_str(&key))))?;
+            let key: [u8; 32] = h
+                .hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| chunk_error("a chunk hash must be 32 bytes"))?;
+            let chunk = chunk_store.chunks.get(&key).ok_or_else(|| {
+                chunk_error(&format!(
+                    "Chunk with hash {} is not in the chunk store",
+                    hex_str(&key)
+                ))
+            })?;
             wasm.extend_from_slice(chunk);
         }
         let actual: [u8; 32] = Sha256::digest(&wasm).into();
@@ -585,65 +759,124 @@ impl ExecutionEnvironment {
         Ok((empty_reply(), call.cycles))
     }
 
-    fn chunk_store_access<'a>(state: &'a mut ReplicatedState, id: &candid::Principal, caller: &Principal) -> Result<&'a mut CanisterState, UserError> {
+    fn chunk_store_access<'a>(
+        state: &'a mut ReplicatedState,
+        id: &candid::Principal,
+        caller: &Principal,
+    ) -> Result<&'a mut CanisterState, UserError> {
         let cid = CanisterId::from(to_principal(id));
-        let canister = state.canisters.get_mut(&cid).ok_or_else(|| not_found(&cid))?;
+        let canister = state
+            .canisters
+            .get_mut(&cid)
+            .ok_or_else(|| not_found(&cid))?;
         if cid.get() != *caller {
             check_controller(canister, caller)?;
         }
         Ok(canister)
     }
 
-    fn upload_chunk(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, UploadChunkArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn upload_chunk(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, UploadChunkArgs).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::chunk_store_access(state, &args.canister_id, &call.caller)?;
         if args.chunk.len() > MAX_CHUNK_SIZE {
-            return Err(chunk_error(&format!("Chunk of {} bytes exceeds the maximum chunk size of {MAX_CHUNK_SIZE} bytes", args.chunk.len())));
+            return Err(chunk_error(&format!(
+                "Chunk of {} bytes exceeds the maximum chunk size of {MAX_CHUNK_SIZE} bytes",
+                args.chunk.len()
+            )));
         }
         let hash: [u8; 32] = Sha256::digest(&args.chunk).into();
         let store = &mut canister.system_state.wasm_chunk_store;
         if !store.chunks.contains_key(&hash) && store.chunks.len() >= MAX_CHUNKS {
-            return Err(chunk_error(&format!("The chunk store is full ({MAX_CHUNKS} chunks)")));
+            return Err(chunk_error(&format!(
+                "The chunk store is full ({MAX_CHUNKS} chunks)"
+            )));
         }
         store.chunks.insert(hash, Arc::new(args.chunk));
-        Ok((encode(&ChunkHash { hash: ByteBuf::from(hash.to_vec()) }), call.cycles))
+        Ok((
+            encode(&ChunkHash {
+                hash: ByteBuf::from(hash.to_vec()),
+            }),
+            call.cycles,
+        ))
     }
 
-    fn clear_chunk_store(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+    fn clear_chunk_store(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::chunk_store_access(state, &args.canister_id, &call.caller)?;
         canister.system_state.wasm_chunk_store = WasmChunkStore::default();
         Ok((empty_reply(), call.cycles))
     }
 
-    fn stored_chunks(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+    fn stored_chunks(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::chunk_store_access(state, &args.canister_id, &call.caller)?;
-        let hashes: Vec<ChunkHash> =
-            canister.system_state.wasm_chunk_store.chunks.keys().map(|h| ChunkHash { hash: ByteBuf::from(h.to_vec()) }).collect();
+        let hashes: Vec<ChunkHash> = canister
+            .system_state
+            .wasm_chunk_store
+            .chunks
+            .keys()
+            .map(|h| ChunkHash {
+                hash: ByteBuf::from(h.to_vec()),
+            })
+            .collect();
         Ok((encode(&hashes), call.cycles))
     }
 
-    fn uninstall_code_call(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, UninstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn uninstall_code_call(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, UninstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         let mut outputs = Vec::new();
-        self.uninstall(canister, now, change_origin(&call.origin, call.caller), &mut outputs);
+        self.uninstall(
+            canister,
+            now,
+            change_origin(&call.origin, call.caller),
+            &mut outputs,
+        );
         self.route_local(state, outputs);
         Ok((empty_reply(), call.cycles))
     }
 
     /// Removes the code of a canister, rejecting every call it still owed an answer.
-    pub(crate) fn uninstall(&mut self, canister: &mut CanisterState, now: Time, origin: ChangeOrigin, outputs: &mut Vec<Output>) {
+    pub(crate) fn uninstall(
+        &mut self,
+        canister: &mut CanisterState,
+        now: Time,
+        origin: ChangeOrigin,
+        outputs: &mut Vec<Output>,
+    ) {
         let id = canister.id();
         let s = &mut canister.system_state;
         let (open, callbacks) = s.call_context_manager.delete_all();
         for cb in callbacks {
-            s.cycles_balance += cb.prepayment_for_response_execution + cb.prepayment_for_response_transmission;
+            s.cycles_balance +=
+                cb.prepayment_for_response_execution + cb.prepayment_for_response_transmission;
         }
         for ctx in open {
-            let err = UserError::new(ErrorCode::CanisterRejectedMessage, "Canister has been uninstalled.");
+            let err = UserError::new(
+                ErrorCode::CanisterRejectedMessage,
+                "Canister has been uninstalled.",
+            );
             reject_origin(&ctx.origin, id, err, ctx.available_cycles, outputs);
         }
         canister.execution_state = None;
@@ -660,16 +893,30 @@ impl ExecutionEnvironment {
         self.drop_sandbox(&id);
     }
 
-    fn start_canister(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+    fn start_canister(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         let id = canister.id();
-        let previous = std::mem::replace(&mut canister.system_state.status, CanisterStatus::Running);
+        let previous =
+            std::mem::replace(&mut canister.system_state.status, CanisterStatus::Running);
         let mut outputs = Vec::new();
         match previous {
             CanisterStatus::Stopping { stop_contexts, .. } => {
                 for ctx in stop_contexts {
-                    answer_stop(ctx, id, Err(UserError::new(ErrorCode::CanisterStoppingCancelled, format!("Canister {id}'s stop request was cancelled."))), &mut outputs);
+                    answer_stop(
+                        ctx,
+                        id,
+                        Err(UserError::new(
+                            ErrorCode::CanisterStoppingCancelled,
+                            format!("Canister {id}'s stop request was cancelled."),
+                        )),
+                        &mut outputs,
+                    );
                 }
                 canister.system_state.canister_version += 1;
             }
@@ -691,11 +938,26 @@ impl ExecutionEnvironment {
             Err(e) => return Outcome::Error(e),
         };
         let ctx = match &call.origin {
-            CallOrigin::Ingress { user, message_id } => StopContext::Ingress { sender: *user, message_id: *message_id },
-            CallOrigin::Canister { caller, callback, deadline } => {
-                StopContext::Canister { sender: *caller, reply_callback: *callback, cycles: call.cycles, deadline: *deadline }
+            CallOrigin::Ingress { user, message_id } => StopContext::Ingress {
+                sender: *user,
+                message_id: *message_id,
+            },
+            CallOrigin::Canister {
+                caller,
+                callback,
+                deadline,
+            } => StopContext::Canister {
+                sender: *caller,
+                reply_callback: *callback,
+                cycles: call.cycles,
+                deadline: *deadline,
+            },
+            CallOrigin::SystemTask => {
+                return Outcome::Error(UserError::new(
+                    ErrorCode::CanisterContractViolation,
+                    "invalid origin",
+                ));
             }
-            CallOrigin::SystemTask => return Outcome::Error(UserError::new(ErrorCode::CanisterContractViolation, "invalid origin")),
         };
         match &mut canister.system_state.status {
             CanisterStatus::Stopped => Outcome::Reply(empty_reply(), call.cycles),
@@ -704,7 +966,10 @@ impl ExecutionEnvironment {
                 Outcome::Deferred
             }
             status @ CanisterStatus::Running => {
-                *status = CanisterStatus::Stopping { stop_contexts: vec![ctx], since: now };
+                *status = CanisterStatus::Stopping {
+                    stop_contexts: vec![ctx],
+                    since: now,
+                };
                 Outcome::Deferred
             }
         }
@@ -712,12 +977,25 @@ impl ExecutionEnvironment {
 
     /// Moves stopping canisters without open calls to stopped, answering the
     /// stop requests, and times out stop requests older than five minutes.
-    pub(crate) fn complete_stops(&mut self, state: &mut ReplicatedState, outputs: &mut Vec<Output>) {
+    pub(crate) fn complete_stops(
+        &mut self,
+        state: &mut ReplicatedState,
+        outputs: &mut Vec<Output>,
+    ) {
         let now = state.metadata.batch_time;
         for canister in state.canisters.values_mut() {
             let id = canister.id();
-            let open = canister.system_state.call_context_manager.has_open_contexts();
-            let CanisterStatus::Stopping { stop_contexts, since } = &mut canister.system_state.status else { continue };
+            let open = canister
+                .system_state
+                .call_context_manager
+                .has_open_contexts();
+            let CanisterStatus::Stopping {
+                stop_contexts,
+                since,
+            } = &mut canister.system_state.status
+            else {
+                continue;
+            };
             if !open {
                 let contexts = std::mem::take(stop_contexts);
                 canister.system_state.status = CanisterStatus::Stopped;
@@ -725,45 +1003,71 @@ impl ExecutionEnvironment {
                 for ctx in contexts {
                     answer_stop(ctx, id, Ok(()), outputs);
                 }
-            } else if now.nanos_since(*since) >= STOP_CANISTER_TIMEOUT_NANOS && !stop_contexts.is_empty() {
+            } else if now.nanos_since(*since) >= STOP_CANISTER_TIMEOUT_NANOS
+                && !stop_contexts.is_empty()
+            {
                 *since = now;
                 for ctx in std::mem::take(stop_contexts) {
-                    let err = UserError::new(ErrorCode::StopCanisterRequestTimeout, format!("Stop canister request timed out for canister {id}."));
+                    let err = UserError::new(
+                        ErrorCode::StopCanisterRequestTimeout,
+                        format!("Stop canister request timed out for canister {id}."),
+                    );
                     answer_stop(ctx, id, Err(err), outputs);
                 }
             }
         }
     }
 
-    fn delete_canister(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+    fn delete_canister(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         if call.caller == id.get() {
-            return Err(UserError::new(ErrorCode::CanisterInvalidController, format!("Canister {id} cannot delete itself.")));
+            return Err(UserError::new(
+                ErrorCode::CanisterInvalidController,
+                format!("Canister {id} cannot delete itself."),
+            ));
         }
         if canister.system_state.status != CanisterStatus::Stopped {
-            return Err(UserError::new(ErrorCode::CanisterNotStopped, format!("Canister {id} must be stopped before it is deleted.")));
+            return Err(UserError::new(
+                ErrorCode::CanisterNotStopped,
+                format!("Canister {id} must be stopped before it is deleted."),
+            ));
         }
         if !canister.system_state.queues.is_empty() {
             return Err(UserError::new(
                 ErrorCode::CanisterQueueNotEmpty,
-                format!("Canister {id} has messages in its queues and cannot be deleted now. Please retry after some time."),
+                format!(
+                    "Canister {id} has messages in its queues and cannot be deleted now. Please retry after some time."
+                ),
             ));
         }
         let removed = state.canisters.remove(&id).expect("checked above");
         state.metadata.consumed_cycles_total += removed.system_state.cycles_balance;
-        state.snapshots.retain(|sid, _| snapshot_owner(sid) != Some(id));
+        state
+            .snapshots
+            .retain(|sid, _| snapshot_owner(sid) != Some(id));
         self.drop_sandbox(&id);
         Ok((empty_reply(), call.cycles))
     }
 
     /// `canister_status`, shared by the update and the query path.
-    pub(crate) fn canister_status(state: &ReplicatedState, target: &candid::Principal, caller: &Principal) -> Result<Vec<u8>, UserError> {
+    pub(crate) fn canister_status(
+        state: &ReplicatedState,
+        target: &candid::Principal,
+        caller: &Principal,
+    ) -> Result<Vec<u8>, UserError> {
         let id = CanisterId::from(to_principal(target));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
         let s = &canister.system_state;
-        let allowed = *caller == id.get() || state.metadata.subnet_admins.contains(caller) || s.settings.status_visibility.allows(caller, &s.controllers);
+        let allowed = *caller == id.get()
+            || state.metadata.subnet_admins.contains(caller)
+            || s.settings.status_visibility.allows(caller, &s.controllers);
         if !allowed {
             check_controller(canister, caller)?;
         }
@@ -771,7 +1075,12 @@ impl ExecutionEnvironment {
         let exec = canister.execution_state.as_ref();
         let wasm_memory = exec.map_or(0, |e| e.wasm_memory.size_bytes());
         let stable = exec.map_or(0, |e| e.stable_memory.size_bytes());
-        let snapshots: u64 = state.snapshots.iter().filter(|(k, _)| snapshot_owner(k) == Some(id)).map(|(_, s)| s.size_bytes()).sum();
+        let snapshots: u64 = state
+            .snapshots
+            .iter()
+            .filter(|(k, _)| snapshot_owner(k) == Some(id))
+            .map(|(_, s)| s.size_bytes())
+            .sum();
         let settings = &s.settings;
         let result = CanisterStatusResult {
             status: match s.status {
@@ -795,7 +1104,10 @@ impl ExecutionEnvironment {
                 environment_variables: settings
                     .environment_variables
                     .iter()
-                    .map(|(k, v)| EnvironmentVariable { name: k.clone(), value: v.clone() })
+                    .map(|(k, v)| EnvironmentVariable {
+                        name: k.clone(),
+                        value: v.clone(),
+                    })
                     .collect(),
             },
             module_hash: canister.module_hash().map(|h| ByteBuf::from(h.to_vec())),
@@ -812,7 +1124,9 @@ impl ExecutionEnvironment {
             },
             cycles: Nat::from(s.cycles_balance.get()),
             reserved_cycles: Nat::from(s.reserved_balance.get()),
-            idle_cycles_burned_per_day: Nat::from(cycles::idle_cycles_burned_per_day(&costs, canister).get()),
+            idle_cycles_burned_per_day: Nat::from(
+                cycles::idle_cycles_burned_per_day(&costs, canister).get(),
+            ),
             query_stats: QueryStatsResult {
                 num_calls_total: Nat::from(s.query_stats.num_calls_total),
                 num_instructions_total: Nat::from(s.query_stats.num_instructions_total),
@@ -823,50 +1137,98 @@ impl ExecutionEnvironment {
         Ok(encode(&result))
     }
 
-    fn canister_status_call(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
-        Ok((Self::canister_status(state, &args.canister_id, &call.caller)?, call.cycles))
+    fn canister_status_call(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        Ok((
+            Self::canister_status(state, &args.canister_id, &call.caller)?,
+            call.cycles,
+        ))
     }
 
-    fn canister_info(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterInfoArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn canister_info(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterInfoArgs).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
         let h = &canister.system_state.history;
         let n = args.num_requested_changes.unwrap_or(0) as usize;
-        let recent: Vec<ChangeArg> = h.changes.iter().skip(h.changes.len().saturating_sub(n)).map(change_to_arg).collect();
+        let recent: Vec<ChangeArg> = h
+            .changes
+            .iter()
+            .skip(h.changes.len().saturating_sub(n))
+            .map(change_to_arg)
+            .collect();
         let result = CanisterInfoResult {
             total_num_changes: h.total_num_changes,
             recent_changes: recent,
             module_hash: canister.module_hash().map(|m| ByteBuf::from(m.to_vec())),
-            controllers: canister.system_state.controllers.iter().map(to_candid).collect(),
+            controllers: canister
+                .system_state
+                .controllers
+                .iter()
+                .map(to_candid)
+                .collect(),
         };
         Ok((encode(&result), call.cycles))
     }
 
-    fn canister_metadata(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterMetadataArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn canister_metadata(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterMetadataArgs).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
-        let exec = canister.execution_state.as_ref().ok_or_else(|| HypervisorErrorExt::module_not_found(&id))?;
+        let exec = canister
+            .execution_state
+            .as_ref()
+            .ok_or_else(|| HypervisorErrorExt::module_not_found(&id))?;
         let section = exec.metadata.get(&args.name).ok_or_else(|| {
-            UserError::new(ErrorCode::CanisterContractViolation, format!("The canister {id} has no metadata section '{}'", args.name))
+            UserError::new(
+                ErrorCode::CanisterContractViolation,
+                format!("The canister {id} has no metadata section '{}'", args.name),
+            )
         })?;
         if !section.public {
             check_controller(canister, &call.caller)?;
         }
-        Ok((encode(&CanisterMetadataResult { value: ByteBuf::from(section.content.clone()) }), call.cycles))
+        Ok((
+            encode(&CanisterMetadataResult {
+                value: ByteBuf::from(section.content.clone()),
+            }),
+            call.cycles,
+        ))
     }
 
-    fn deposit_cycles(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+    fn deposit_cycles(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get_mut(&id).ok_or_else(|| not_found(&id))?;
         canister.system_state.cycles_balance += call.cycles;
         Ok((empty_reply(), Cycles::ZERO))
     }
 
-    fn raw_rand(&mut self, state: &mut ReplicatedState, randomness: &[u8; 32]) -> (Vec<u8>, Cycles) {
+    fn raw_rand(
+        &mut self,
+        state: &mut ReplicatedState,
+        randomness: &[u8; 32],
+    ) -> (Vec<u8>, Cycles) {
         let counter = state.metadata.raw_rand_counter;
         state.metadata.raw_rand_counter += 1;
         let mut h = Sha256::new();
@@ -877,13 +1239,21 @@ impl ExecutionEnvironment {
         (encode(&ByteBuf::from(bytes.to_vec())), Cycles::ZERO)
     }
 
-    fn take_snapshot(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, TakeCanisterSnapshotArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn take_snapshot(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args = Decode!(&call.arg, TakeCanisterSnapshotArgs)
+            .map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?.clone();
         let exec = canister.execution_state.clone().ok_or_else(|| {
-            UserError::new(ErrorCode::CanisterRejectedMessage, format!("Failed to create snapshot for empty canister {id}:"))
+            UserError::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Failed to create snapshot for empty canister {id}:"),
+            )
         })?;
         if let Some(old) = &args.replace_snapshot {
             if snapshot_owner(old) != Some(id) || !state.snapshots.contains_key(old.as_slice()) {
@@ -891,11 +1261,17 @@ impl ExecutionEnvironment {
             }
             state.snapshots.remove(old.as_slice());
         }
-        let count = state.snapshots.keys().filter(|k| snapshot_owner(k) == Some(id)).count();
+        let count = state
+            .snapshots
+            .keys()
+            .filter(|k| snapshot_owner(k) == Some(id))
+            .count();
         if count >= MAX_SNAPSHOTS_PER_CANISTER {
             return Err(UserError::new(
                 ErrorCode::CanisterRejectedMessage,
-                format!("Canister {id} has reached the maximum number of snapshots allowed: {MAX_SNAPSHOTS_PER_CANISTER}."),
+                format!(
+                    "Canister {id} has reached the maximum number of snapshots allowed: {MAX_SNAPSHOTS_PER_CANISTER}."
+                ),
             ));
         }
         let local = state.metadata.next_snapshot_local_id;
@@ -914,25 +1290,46 @@ impl ExecutionEnvironment {
             global_timer: canister.system_state.global_timer,
             execution_state_meta: exec,
         };
-        let result = SnapshotResult { id: ByteBuf::from(sid.clone()), taken_at_timestamp: now.as_nanos(), total_size: snapshot.size_bytes() };
+        let result = SnapshotResult {
+            id: ByteBuf::from(sid.clone()),
+            taken_at_timestamp: now.as_nanos(),
+            total_size: snapshot.size_bytes(),
+        };
         state.snapshots.insert(sid, snapshot);
         if args.uninstall_code == Some(true) {
             let canister = state.canisters.get_mut(&id).expect("exists");
             let mut outputs = Vec::new();
-            self.uninstall(canister, now, change_origin(&call.origin, call.caller), &mut outputs);
+            self.uninstall(
+                canister,
+                now,
+                change_origin(&call.origin, call.caller),
+                &mut outputs,
+            );
             self.route_local(state, outputs);
         }
         Ok((encode(&result), call.cycles))
     }
 
-    fn load_snapshot(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, LoadCanisterSnapshotArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn load_snapshot(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args = Decode!(&call.arg, LoadCanisterSnapshotArgs)
+            .map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let id = CanisterId::from(to_principal(&args.canister_id));
         Self::controlled(state, &args.canister_id, &call.caller)?;
-        let snapshot = state.snapshots.get(args.snapshot_id.as_slice()).cloned().ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
+        let snapshot = state
+            .snapshots
+            .get(args.snapshot_id.as_slice())
+            .cloned()
+            .ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
         if snapshot.canister_id != id {
-            let owner = state.canisters.get(&snapshot.canister_id).ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
+            let owner = state
+                .canisters
+                .get(&snapshot.canister_id)
+                .ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
             if !owner.system_state.is_controller(&call.caller) {
                 return Err(UserError::new(
                     ErrorCode::CanisterInvalidController,
@@ -965,45 +1362,83 @@ impl ExecutionEnvironment {
         Ok((empty_reply(), call.cycles))
     }
 
-    fn list_snapshots(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+    fn list_snapshots(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args =
+            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
         let s = &canister.system_state;
-        if !s.settings.snapshot_visibility.allows(&call.caller, &s.controllers) {
+        if !s
+            .settings
+            .snapshot_visibility
+            .allows(&call.caller, &s.controllers)
+        {
             check_controller(canister, &call.caller)?;
         }
         let list: Vec<SnapshotResult> = state
             .snapshots
             .iter()
             .filter(|(k, _)| snapshot_owner(k) == Some(id))
-            .map(|(k, s)| SnapshotResult { id: ByteBuf::from(k.clone()), taken_at_timestamp: s.taken_at.as_nanos(), total_size: s.size_bytes() })
+            .map(|(k, s)| SnapshotResult {
+                id: ByteBuf::from(k.clone()),
+                taken_at_timestamp: s.taken_at.as_nanos(),
+                total_size: s.size_bytes(),
+            })
             .collect();
         Ok((encode(&list), call.cycles))
     }
 
-    fn delete_snapshot(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, DeleteCanisterSnapshotArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn delete_snapshot(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args = Decode!(&call.arg, DeleteCanisterSnapshotArgs)
+            .map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         Self::controlled(state, &args.canister_id, &call.caller)?;
-        if snapshot_owner(&args.snapshot_id) != Some(id) || state.snapshots.remove(args.snapshot_id.as_slice()).is_none() {
+        if snapshot_owner(&args.snapshot_id) != Some(id)
+            || state
+                .snapshots
+                .remove(args.snapshot_id.as_slice())
+                .is_none()
+        {
             return Err(snapshot_not_found(&args.snapshot_id, &id));
         }
         Ok((empty_reply(), call.cycles))
     }
 
-    fn subnet_info(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
+    fn subnet_info(
+        &mut self,
+        state: &mut ReplicatedState,
+        call: &ManagementCall,
+    ) -> Result<(Vec<u8>, Cycles), UserError> {
         let args = Decode!(&call.arg, SubnetInfoArgs).map_err(|e| decode_error(&call.method, e))?;
         if to_principal(&args.subnet_id) != state.metadata.own_subnet_id.get() {
-            return Err(UserError::new(ErrorCode::SubnetNotFound, format!("Subnet {} not found", args.subnet_id)));
+            return Err(UserError::new(
+                ErrorCode::SubnetNotFound,
+                format!("Subnet {} not found", args.subnet_id),
+            ));
         }
-        let result = SubnetInfoResult { replica_version: env!("CARGO_PKG_VERSION").to_string(), registry_version: state.metadata.registry_version.0 };
+        let result = SubnetInfoResult {
+            replica_version: env!("CARGO_PKG_VERSION").to_string(),
+            registry_version: state.metadata.registry_version.0,
+        };
         Ok((encode(&result), call.cycles))
     }
 
     /// `fetch_canister_logs` (query only).
-    pub(crate) fn fetch_canister_logs(state: &ReplicatedState, arg: &[u8], caller: &Principal) -> Result<Vec<u8>, UserError> {
-        let args = Decode!(arg, CanisterIdRecord).map_err(|e| decode_error("fetch_canister_logs", e))?;
+    pub(crate) fn fetch_canister_logs(
+        state: &ReplicatedState,
+        arg: &[u8],
+        caller: &Principal,
+    ) -> Result<Vec<u8>, UserError> {
+        let args =
+            Decode!(arg, CanisterIdRecord).map_err(|e| decode_error("fetch_canister_logs", e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
         let s = &canister.system_state;
@@ -1017,20 +1452,35 @@ impl ExecutionEnvironment {
             .log
             .records
             .iter()
-            .map(|r| CanisterLogRecordArg { idx: r.idx, timestamp_nanos: r.timestamp_nanos, content: ByteBuf::from(r.content.clone()) })
+            .map(|r| CanisterLogRecordArg {
+                idx: r.idx,
+                timestamp_nanos: r.timestamp_nanos,
+                content: ByteBuf::from(r.content.clone()),
+            })
             .collect();
-        Ok(encode(&FetchCanisterLogsResult { canister_log_records: records }))
+        Ok(encode(&FetchCanisterLogsResult {
+            canister_log_records: records,
+        }))
     }
 
     /// `list_canisters` (query only, subnet admins).
-    pub(crate) fn list_canisters(state: &ReplicatedState, caller: &Principal) -> Result<Vec<u8>, UserError> {
+    pub(crate) fn list_canisters(
+        state: &ReplicatedState,
+        caller: &Principal,
+    ) -> Result<Vec<u8>, UserError> {
         if !state.metadata.subnet_admins.contains(caller) {
-            return Err(UserError::new(ErrorCode::CanisterRejectedMessage, format!("Caller {caller} is not a subnet admin")));
+            return Err(UserError::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Caller {caller} is not a subnet admin"),
+            ));
         }
         let canisters = state
             .canisters
             .keys()
-            .map(|id| CanisterIdRange { start: to_candid(&id.get()), end: to_candid(&id.get()) })
+            .map(|id| CanisterIdRange {
+                start: to_candid(&id.get()),
+                end: to_candid(&id.get()),
+            })
             .collect();
         Ok(encode(&ListCanistersResult { canisters }))
     }
@@ -1041,7 +1491,12 @@ impl ExecutionEnvironment {
     }
 }
 
-fn answer_stop(ctx: StopContext, id: CanisterId, result: Result<(), UserError>, outputs: &mut Vec<Output>) {
+fn answer_stop(
+    ctx: StopContext,
+    id: CanisterId,
+    result: Result<(), UserError>,
+    outputs: &mut Vec<Output>,
+) {
     match ctx {
         StopContext::Ingress { message_id, .. } => {
             let state = match result {
@@ -1050,7 +1505,12 @@ fn answer_stop(ctx: StopContext, id: CanisterId, result: Result<(), UserError>, 
             };
             outputs.push(Output::Ingress(message_id, state));
         }
-        StopContext::Canister { sender, reply_callback, cycles, deadline } => {
+        StopContext::Canister {
+            sender,
+            reply_callback,
+            cycles,
+            deadline,
+        } => {
             let payload = match result {
                 Ok(()) => Payload::Data(empty_reply()),
                 Err(e) => Payload::Reject(RejectContext::new(e.reject_code(), e.to_string())),
@@ -1069,16 +1529,26 @@ fn answer_stop(ctx: StopContext, id: CanisterId, result: Result<(), UserError>, 
 }
 
 fn chunk_error(msg: &str) -> UserError {
-    UserError::new(ErrorCode::CanisterContractViolation, format!("Error from Wasm chunk store: {msg}."))
+    UserError::new(
+        ErrorCode::CanisterContractViolation,
+        format!("Error from Wasm chunk store: {msg}."),
+    )
 }
 
 fn snapshot_not_found(sid: &[u8], id: &CanisterId) -> UserError {
     let shown = if sid.len() >= 8 {
-        format!("{}-{}", id, u64::from_be_bytes(sid[..8].try_into().expect("8 bytes")))
+        format!(
+            "{}-{}",
+            id,
+            u64::from_be_bytes(sid[..8].try_into().expect("8 bytes"))
+        )
     } else {
         hex_str(sid)
     };
-    UserError::new(ErrorCode::CanisterSnapshotNotFound, format!("Could not find the snapshot ID {shown} for canister {id}."))
+    UserError::new(
+        ErrorCode::CanisterSnapshotNotFound,
+        format!("Could not find the snapshot ID {shown} for canister {id}."),
+    )
 }
 
 fn hex_str(b: &[u8]) -> String {
@@ -1097,34 +1567,48 @@ fn change_to_arg(c: &CanisterChange) -> ChangeArg {
         timestamp_nanos: c.timestamp_nanos,
         canister_version: c.canister_version,
         origin: match &c.origin {
-            ChangeOrigin::FromUser(u) => ChangeOriginArg::FromUser(FromUser { user_id: to_candid(u) }),
-            ChangeOrigin::FromCanister(id, v) => {
-                ChangeOriginArg::FromCanister(FromCanister { canister_id: to_candid(&id.get()), canister_version: *v })
-            }
+            ChangeOrigin::FromUser(u) => ChangeOriginArg::FromUser(FromUser {
+                user_id: to_candid(u),
+            }),
+            ChangeOrigin::FromCanister(id, v) => ChangeOriginArg::FromCanister(FromCanister {
+                canister_id: to_candid(&id.get()),
+                canister_version: *v,
+            }),
         },
         details: match &c.details {
-            ChangeDetails::Creation { controllers, environment_variables_hash } => ChangeDetailsArg::Creation(CreationRecord {
+            ChangeDetails::Creation {
+                controllers,
+                environment_variables_hash,
+            } => ChangeDetailsArg::Creation(CreationRecord {
                 controllers: controllers.iter().map(to_candid).collect(),
-                environment_variables_hash: environment_variables_hash.map(|h| ByteBuf::from(h.to_vec())),
+                environment_variables_hash: environment_variables_hash
+                    .map(|h| ByteBuf::from(h.to_vec())),
             }),
             ChangeDetails::CodeUninstall => ChangeDetailsArg::CodeUninstall,
-            ChangeDetails::CodeDeployment { mode, module_hash } => ChangeDetailsArg::CodeDeployment(CodeDeploymentRecord {
-                mode: match mode {
-                    InstallMode::Install => CodeDeploymentMode::Install,
-                    InstallMode::Reinstall => CodeDeploymentMode::Reinstall,
-                    InstallMode::Upgrade => CodeDeploymentMode::Upgrade,
-                },
-                module_hash: ByteBuf::from(module_hash.to_vec()),
-            }),
-            ChangeDetails::LoadSnapshot { canister_version, snapshot_id, taken_at_timestamp, .. } => {
-                ChangeDetailsArg::LoadSnapshot(LoadSnapshotRecord {
-                    canister_version: *canister_version,
-                    snapshot_id: ByteBuf::from(snapshot_id.clone()),
-                    taken_at_timestamp: *taken_at_timestamp,
+            ChangeDetails::CodeDeployment { mode, module_hash } => {
+                ChangeDetailsArg::CodeDeployment(CodeDeploymentRecord {
+                    mode: match mode {
+                        InstallMode::Install => CodeDeploymentMode::Install,
+                        InstallMode::Reinstall => CodeDeploymentMode::Reinstall,
+                        InstallMode::Upgrade => CodeDeploymentMode::Upgrade,
+                    },
+                    module_hash: ByteBuf::from(module_hash.to_vec()),
                 })
             }
+            ChangeDetails::LoadSnapshot {
+                canister_version,
+                snapshot_id,
+                taken_at_timestamp,
+                ..
+            } => ChangeDetailsArg::LoadSnapshot(LoadSnapshotRecord {
+                canister_version: *canister_version,
+                snapshot_id: ByteBuf::from(snapshot_id.clone()),
+                taken_at_timestamp: *taken_at_timestamp,
+            }),
             ChangeDetails::ControllersChange { controllers } => {
-                ChangeDetailsArg::ControllersChange(ControllersChangeRecord { controllers: controllers.iter().map(to_candid).collect() })
+                ChangeDetailsArg::ControllersChange(ControllersChangeRecord {
+                    controllers: controllers.iter().map(to_candid).collect(),
+                })
             }
         },
     }
