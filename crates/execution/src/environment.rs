@@ -14,10 +14,18 @@ use cairn_wasm::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Live sandboxes kept at most. Each reserves about 10 GiB of address space
+/// (heap reservation plus guard), so the cache is bounded; an evicted
+/// canister gets a new sandbox on its next message (instantiation plus a
+/// full copy of its heap from the page map).
+pub const MAX_SANDBOXES: usize = 1_000;
+
 /// Runs canister code. One per node; holds no replicated state itself.
 pub struct ExecutionEnvironment {
     pub(crate) engine: Arc<WasmEngine>,
-    sandboxes: HashMap<CanisterId, Sandbox>,
+    /// Sandboxes with the tick of their last use (node-local, never hashed).
+    sandboxes: HashMap<CanisterId, (Sandbox, u64)>,
+    use_counter: u64,
     pub(crate) config: ExecutionConfig,
 }
 
@@ -49,11 +57,7 @@ impl ExecutionEnvironment {
     /// A new environment with its own engine.
     pub fn new(config: ExecutionConfig) -> Result<Self, HypervisorError> {
         let engine = Arc::new(WasmEngine::new(config.module_limits.clone())?);
-        Ok(ExecutionEnvironment {
-            engine,
-            sandboxes: HashMap::new(),
-            config,
-        })
+        Ok(ExecutionEnvironment { engine, sandboxes: HashMap::new(), use_counter: 0, config })
     }
 
     /// The limits in force.
@@ -81,18 +85,25 @@ impl ExecutionEnvironment {
             .as_ref()
             .ok_or(HypervisorError::WasmModuleNotFound)?;
         let id = canister.id();
+        self.use_counter += 1;
         let fresh = match self.sandboxes.get(&id) {
-            Some(sb) => sb.module().hash != exec.wasm_binary.hash,
+            Some((sb, _)) => sb.module().hash != exec.wasm_binary.hash,
             None => true,
         };
         if fresh {
-            let module = self
-                .engine
-                .compile(&exec.wasm_binary.bytes, exec.wasm_binary.hash)?;
+            let module = self.engine.compile(&exec.wasm_binary.bytes, exec.wasm_binary.hash)?;
             let sandbox = self.engine.new_sandbox(module)?;
-            self.sandboxes.insert(id, sandbox);
+            if self.sandboxes.len() >= MAX_SANDBOXES && !self.sandboxes.contains_key(&id) {
+                let oldest = self.sandboxes.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    self.sandboxes.remove(&oldest);
+                }
+            }
+            self.sandboxes.insert(id, (sandbox, 0));
         }
-        Ok(self.sandboxes.get_mut(&id).expect("just inserted"))
+        let entry = self.sandboxes.get_mut(&id).expect("just inserted");
+        entry.1 = self.use_counter;
+        Ok(&mut entry.0)
     }
 
     /// The System API environment of a canister.

@@ -257,6 +257,7 @@ impl ExecutionEnvironment {
         }
         let status = |s: IngressState| IngressStatus {
             receiver: ingress.receiver,
+            effective_canister_id: ingress.effective_canister_id,
             user: ingress.source,
             time,
             state: s,

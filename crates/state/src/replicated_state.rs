@@ -49,9 +49,11 @@ pub const INGRESS_RESULT_RETENTION_NANOS: u64 = 5 * 60 * 1_000_000_000;
 /// forgotten.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngressHistory {
-    statuses: BTreeMap<MessageId, IngressStatus>,
+    /// Persistent map: cloning a state is O(1) and two versions diff in
+    /// time proportional to their difference (the certified tree relies on it).
+    statuses: imbl::OrdMap<MessageId, IngressStatus>,
     /// Terminal statuses by the time they may be forgotten.
-    by_prune_time: BTreeMap<(Time, MessageId), ()>,
+    by_prune_time: imbl::OrdMap<(Time, MessageId), ()>,
 }
 
 fn prune_time(status: &IngressStatus) -> Option<Time> {
@@ -83,12 +85,22 @@ impl IngressHistory {
 
     /// Forgets every final status whose retention ended before `now`.
     pub fn prune(&mut self, now: Time) -> usize {
-        let keep = self.by_prune_time.split_off(&(now, MessageId([0; 32])));
-        let expired = std::mem::replace(&mut self.by_prune_time, keep);
+        let (expired, keep) = self.by_prune_time.clone().split(&(now, MessageId([0; 32])));
+        self.by_prune_time = keep;
         for (_, id) in expired.keys() {
             self.statuses.remove(id);
         }
         expired.len()
+    }
+
+    /// The statuses that differ between `self` (older) and `newer`:
+    /// `(id, Some(status))` for added or changed, `(id, None)` for removed.
+    pub fn diff<'a>(&'a self, newer: &'a IngressHistory) -> impl Iterator<Item = (MessageId, Option<&'a IngressStatus>)> + 'a {
+        self.statuses.diff(&newer.statuses).map(|item| match item {
+            imbl::ordmap::DiffItem::Add(id, s) => (*id, Some(s)),
+            imbl::ordmap::DiffItem::Update { new: (id, s), .. } => (*id, Some(s)),
+            imbl::ordmap::DiffItem::Remove(id, _) => (*id, None),
+        })
     }
 
     /// Number of statuses kept.
@@ -121,13 +133,14 @@ impl IngressHistory {
 
     /// Replaces terminal results older than `before` by `Done` to save space.
     pub fn forget_results_before(&mut self, before: Time) {
-        for status in self.statuses.values_mut() {
-            if status.time < before
-                && matches!(
-                    status.state,
-                    IngressState::Completed(_) | IngressState::Failed(_)
-                )
-            {
+        let old: Vec<MessageId> = self
+            .statuses
+            .iter()
+            .filter(|(_, s)| s.time < before && matches!(s.state, IngressState::Completed(_) | IngressState::Failed(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            if let Some(status) = self.statuses.get_mut(&id) {
                 status.state = IngressState::Done;
             }
         }
@@ -337,6 +350,7 @@ mod tests {
     fn status(state: IngressState, time_s: u64, expiry_s: u64) -> IngressStatus {
         IngressStatus {
             receiver: CanisterId::from_u64(0),
+            effective_canister_id: CanisterId::from_u64(0),
             user: Principal::ANONYMOUS,
             time: Time::from_secs(time_s),
             state,

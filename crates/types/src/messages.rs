@@ -213,6 +213,8 @@ impl IngressState {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct IngressStatus {
     pub receiver: CanisterId,
+    /// The effective canister id the request was sent to (decides who may read the status).
+    pub effective_canister_id: CanisterId,
     pub user: Principal,
     /// When the status last changed (block time).
     pub time: Time,

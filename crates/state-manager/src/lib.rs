@@ -1,0 +1,13 @@
+//! The state manager: certifies states and keeps them durable.
+//!
+//! - [`certified_tree`]: the persistent, canonically shaped hash tree.
+//! - [`state_tree`]: the IC state tree built incrementally from the replicated state.
+//! - [`certification`]: a state with the signature on its tree.
+
+pub mod certification;
+pub mod certified_tree;
+pub mod state_tree;
+
+pub use certification::CertifiedState;
+pub use certified_tree::{Subtree, TreeMap};
+pub use state_tree::{StateTreeBuilder, SubnetTreeInfo};
