@@ -57,7 +57,19 @@ impl ExecutionEnvironment {
     /// A new environment with its own engine.
     pub fn new(config: ExecutionConfig) -> Result<Self, HypervisorError> {
         let engine = Arc::new(WasmEngine::new(config.module_limits.clone())?);
-        Ok(ExecutionEnvironment { engine, sandboxes: HashMap::new(), use_counter: 0, config })
+        Ok(Self::with_engine(config, engine))
+    }
+
+    /// An environment sharing another's engine (and so its compiled-module
+    /// cache): the node runs one for replicated execution and one per query
+    /// thread, each with its own sandboxes.
+    pub fn with_engine(config: ExecutionConfig, engine: Arc<WasmEngine>) -> Self {
+        ExecutionEnvironment { engine, sandboxes: HashMap::new(), use_counter: 0, config }
+    }
+
+    /// The shared engine.
+    pub fn shared_engine(&self) -> Arc<WasmEngine> {
+        self.engine.clone()
     }
 
     /// The limits in force.

@@ -177,7 +177,7 @@ impl PageMap {
 }
 
 /// A canister memory: its pages plus its current size in Wasm pages.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     pub page_map: PageMap,
     /// Size in 64 KiB Wasm pages.
@@ -188,6 +188,25 @@ impl Memory {
     /// Size in bytes.
     pub fn size_bytes(&self) -> u64 {
         self.size_wasm_pages * WASM_PAGE_SIZE
+    }
+}
+
+/// Serialized as the sequence of stored `(index, page bytes)` in index order.
+impl Serialize for PageMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.pages.len()))?;
+        for (index, page) in self.pages.iter() {
+            seq.serialize_element(&(*index, serde_bytes::Bytes::new(&page[..])))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for PageMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pages: Vec<(u64, serde_bytes::ByteBuf)> = Vec::deserialize(deserializer)?;
+        PageMapSerialized { pages }.into_page_map().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,0 +1,201 @@
+//! The replica loop: make a block, log it, execute it, certify the result.
+//!
+//! This is the single-node subnet's agreement step: the node finalizes its
+//! own blocks. Everything after it — the durable block log, the batch,
+//! execution, the state tree and its threshold signature — is the same for
+//! a subnet of many nodes, where consensus supplies the finalized blocks.
+
+use crate::block::Block;
+use crate::checkpoint::Checkpoints;
+use crate::metrics::NodeMetrics;
+use crate::store::BlockStore;
+use crate::{NodeError, Shared};
+use cairn_crypto::bls;
+use cairn_crypto::certificate::state_root_message;
+use cairn_execution::{Batch, ExecutionEnvironment};
+use cairn_state::ReplicatedState;
+use cairn_state_manager::{CertifiedState, StateTreeBuilder};
+use cairn_types::{Height, Time};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Timing and size parameters of the replica loop.
+#[derive(Clone, Debug)]
+pub struct ReplicaParams {
+    /// A block is made at least this often, so timers and heartbeats run.
+    pub idle_block_interval: Duration,
+    /// A checkpoint is written every this many heights.
+    pub checkpoint_interval: u64,
+    pub max_ingress_messages_per_block: usize,
+    pub max_ingress_bytes_per_block: usize,
+}
+
+/// The threshold key material used to certify states.
+pub struct Certifier {
+    pub key_share: bls::SecretKey,
+    pub index: bls::NodeIndex,
+    pub threshold: usize,
+}
+
+impl Certifier {
+    /// The threshold signature on a message. With one node the node's share
+    /// is the whole key; a multi-node subnet combines shares from peers.
+    fn sign(&self, message: &[u8]) -> Result<bls::Signature, NodeError> {
+        let share = bls::sign_share(&self.key_share, message);
+        bls::combine(self.threshold, &[(self.index, share)]).map_err(|e| NodeError::Crypto(e.to_string()))
+    }
+
+    /// The random tape of a height: unpredictable without the key, identical on every replica.
+    fn random_tape(&self, height: Height) -> Result<[u8; 32], NodeError> {
+        let mut msg = b"\x11cairn-random-tape".to_vec();
+        msg.extend_from_slice(&height.0.to_be_bytes());
+        let sig = self.sign(&msg)?;
+        Ok(Sha256::digest(sig.to_bytes()).into())
+    }
+}
+
+/// Owns the tip of the replicated state and moves it forward block by block.
+pub struct Replica {
+    pub(crate) env: ExecutionEnvironment,
+    pub(crate) state: ReplicatedState,
+    pub(crate) last_block_hash: [u8; 32],
+    pub(crate) builder: StateTreeBuilder,
+    pub(crate) store: Arc<BlockStore>,
+    pub(crate) checkpoints: Arc<Checkpoints>,
+    pub(crate) certifier: Certifier,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) params: ReplicaParams,
+    pub(crate) checkpoint_tx: crossbeam_channel::Sender<(Height, [u8; 32], Arc<ReplicatedState>)>,
+    pub(crate) metrics: NodeMetrics,
+}
+
+fn wall_clock() -> Time {
+    Time::from_nanos(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+}
+
+impl Replica {
+    /// Re-executes the logged blocks above the restored state (crash recovery),
+    /// then certifies the resulting state.
+    pub(crate) fn recover(&mut self) -> Result<(), NodeError> {
+        let blocks = self.store.blocks_after(self.state.metadata.height)?;
+        if !blocks.is_empty() {
+            tracing::info!(from = %blocks[0].height, to = %blocks[blocks.len() - 1].height, "replaying logged blocks");
+        }
+        for block in blocks {
+            if block.parent_hash != self.last_block_hash {
+                return Err(NodeError::Recovery(format!("block {} does not extend the recovered chain", block.height)));
+            }
+            self.execute(&block);
+        }
+        self.certify()
+    }
+
+    /// Runs until shutdown; writes a final checkpoint.
+    pub(crate) fn run(mut self) {
+        loop {
+            let block = {
+                let mut pool = self.shared.pool.lock();
+                if pool.is_empty() && !self.shared.shutdown.load(Ordering::Acquire) {
+                    self.shared.wake.wait_for(&mut pool, self.params.idle_block_interval);
+                }
+                if self.shared.shutdown.load(Ordering::Acquire) {
+                    break;
+                }
+                let time = wall_clock().max(self.state.metadata.batch_time.saturating_add(Duration::from_nanos(1)));
+                let history = &self.state.metadata.ingress_history;
+                let ingress = pool.take_payload(
+                    self.params.max_ingress_messages_per_block,
+                    self.params.max_ingress_bytes_per_block,
+                    time,
+                    |id| history.contains(id),
+                );
+                self.metrics.ingress_pool_messages.set(pool.len() as i64);
+                (time, ingress)
+            };
+            let started = Instant::now();
+            let (time, ingress) = block;
+            if let Err(e) = self.step(time, ingress) {
+                tracing::error!("the replica stops: {e}");
+                self.shared.shutdown.store(true, Ordering::Release);
+                break;
+            }
+            self.metrics.round_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        let height = self.state.metadata.height;
+        match self.checkpoints.write(height, self.last_block_hash, &self.state) {
+            Ok(()) => tracing::info!(%height, "final checkpoint written"),
+            Err(e) => tracing::error!("final checkpoint failed: {e}"),
+        }
+    }
+
+    /// Makes, logs, executes and certifies one block.
+    fn step(&mut self, time: Time, ingress: Vec<cairn_types::messages::Ingress>) -> Result<(), NodeError> {
+        let height = self.state.metadata.height.increment();
+        let block = Block { height, parent_hash: self.last_block_hash, time, randomness: self.certifier.random_tape(height)?, ingress };
+        self.store.append(&block)?;
+        self.metrics.block_height.set(height.0 as i64);
+        self.execute(&block);
+        self.certify()?;
+        if height.0.is_multiple_of(self.params.checkpoint_interval) {
+            let snapshot = self.shared.certified.read().as_ref().map(|c| c.state.clone());
+            if let Some(snapshot) = snapshot {
+                // A busy writer skips this one; the next interval catches up.
+                let _ = self.checkpoint_tx.try_send((height, self.last_block_hash, snapshot));
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, block: &Block) {
+        let batch = Batch { height: block.height, time: block.time, randomness: block.randomness, ingress: block.ingress.clone() };
+        let stats = self.env.execute_round(&mut self.state, batch);
+        self.last_block_hash = block.hash();
+        self.metrics.blocks_total.inc();
+        self.metrics.ingress_inducted_total.inc_by(stats.ingress_inducted);
+        self.metrics.messages_executed_total.inc_by(stats.messages_executed);
+        self.metrics.instructions_executed_total.inc_by(stats.instructions);
+        self.metrics.canisters.set(self.state.canisters.len() as i64);
+    }
+
+    /// Signs the state tree of the tip and publishes the certified state.
+    fn certify(&mut self) -> Result<(), NodeError> {
+        let tree = self.builder.update(&self.state);
+        let signature = self.certifier.sign(&state_root_message(&tree.hash()))?.to_bytes().to_vec();
+        let height = self.state.metadata.height;
+        let certified = CertifiedState { height, state: Arc::new(self.state.clone()), tree, signature };
+        *self.shared.certified.write() = Some(Arc::new(certified));
+        self.shared.certified_tx.send_replace(height);
+        self.metrics.certified_height.set(height.0 as i64);
+        Ok(())
+    }
+}
+
+/// Writes checkpoints in the background and then drops what they cover.
+pub(crate) fn checkpoint_writer(
+    rx: crossbeam_channel::Receiver<(Height, [u8; 32], Arc<ReplicatedState>)>,
+    checkpoints: Arc<Checkpoints>,
+    store: Arc<BlockStore>,
+    metrics: NodeMetrics,
+) {
+    for (height, hash, state) in rx {
+        let started = Instant::now();
+        if let Err(e) = checkpoints.write(height, hash, &state) {
+            tracing::error!("checkpoint at {height} failed: {e}");
+            continue;
+        }
+        metrics.checkpoints_total.inc();
+        tracing::debug!(%height, ms = started.elapsed().as_millis() as u64, "checkpoint written");
+        if let Err(e) = checkpoints.retain_latest(2) {
+            tracing::warn!("cannot delete old checkpoints: {e}");
+        }
+        // Blocks at or below the older kept checkpoint are no longer needed.
+        if let Ok(heights) = checkpoints.heights()
+            && let Some(oldest) = heights.first()
+            && let Err(e) = store.purge_up_to(*oldest)
+        {
+            tracing::warn!("cannot purge old blocks: {e}");
+        }
+    }
+}

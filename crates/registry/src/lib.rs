@@ -1,0 +1,329 @@
+//! The registry: the network's configuration as versioned records.
+//!
+//! On the IC the registry is a canister on the NNS subnet and every change is
+//! a governance proposal. Cairn keeps the same data model — subnets with
+//! their members, keys and parameters, nodes with their keys and addresses,
+//! a routing table, all at a [`RegistryVersion`] — in a file for now, so
+//! that moving it into a canister later changes where records come from,
+//! not what they are.
+//!
+//! [`genesis`] creates a new local network: node keys, a subnet whose
+//! threshold BLS key is dealt by a trusted dealer (the IC's genesis does
+//! the same before on-chain key generation takes over), and the registry.
+
+use cairn_crypto::bls;
+use cairn_crypto::node_key::NodeSigningKey;
+use cairn_state::SubnetType;
+use cairn_types::{CanisterId, CanisterIdRange, NodeId, Principal, RegistryVersion, RoutingTable, SubnetId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Consensus timing of a subnet (the IC's parameters; tests shorten them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusParams {
+    pub unit_delay_ms: u64,
+    pub initial_notary_delay_ms: u64,
+    /// Heights per DKG interval (a summary block starts each).
+    pub dkg_interval_length: u64,
+    pub max_ingress_messages_per_block: usize,
+    pub max_ingress_bytes_per_block: usize,
+}
+
+impl Default for ConsensusParams {
+    fn default() -> Self {
+        ConsensusParams {
+            unit_delay_ms: 1000,
+            initial_notary_delay_ms: 300,
+            dkg_interval_length: 499,
+            max_ingress_messages_per_block: 1000,
+            max_ingress_bytes_per_block: 4 << 20,
+        }
+    }
+}
+
+/// A subnet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetRecord {
+    pub subnet_id: SubnetId,
+    pub subnet_type: SubnetType,
+    /// Members in index order (a node's index is its threshold key index).
+    pub members: Vec<NodeId>,
+    /// DER of the subnet's threshold BLS public key.
+    #[serde(with = "hex_bytes")]
+    pub public_key_der: Vec<u8>,
+    /// Public coefficients of the threshold key (anyone can derive each
+    /// member's public share from them).
+    #[serde(with = "hex_bytes")]
+    pub public_coefficients: Vec<u8>,
+    pub threshold: usize,
+    /// Number of nodes fees are computed for.
+    pub cost_subnet_size: u32,
+    pub consensus: ConsensusParams,
+    /// Principals allowed to create canisters by ingress.
+    pub admins: Vec<Principal>,
+}
+
+/// A node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub node_id: NodeId,
+    /// DER of the node's Ed25519 signing key.
+    #[serde(with = "hex_bytes")]
+    pub signing_key_der: Vec<u8>,
+    /// Where the node serves the public HTTP interface.
+    pub http_addr: SocketAddr,
+    /// Where the node talks to its peers.
+    pub p2p_addr: SocketAddr,
+}
+
+/// The registry at one version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    pub version: RegistryVersion,
+    /// The subnet whose key is the network's root key.
+    pub root_subnet: SubnetId,
+    pub subnets: BTreeMap<SubnetId, SubnetRecord>,
+    pub nodes: BTreeMap<NodeId, NodeRecord>,
+    pub routing_table: RoutingTable,
+}
+
+/// Secrets one node keeps for itself.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NodeSecrets {
+    pub node_id: NodeId,
+    #[serde(with = "hex_bytes")]
+    pub signing_seed: Vec<u8>,
+    /// The node's share of its subnet's threshold key.
+    #[serde(with = "hex_bytes")]
+    pub threshold_share: Vec<u8>,
+    /// The node's index in its subnet's threshold key.
+    pub threshold_index: usize,
+}
+
+impl NodeSecrets {
+    /// The node's signing key.
+    pub fn signing_key(&self) -> NodeSigningKey {
+        let seed: [u8; 32] = self.signing_seed.as_slice().try_into().expect("32-byte seed");
+        NodeSigningKey::from_seed(seed)
+    }
+
+    /// The node's threshold key share.
+    pub fn threshold_key(&self) -> Result<bls::SecretKey, RegistryError> {
+        let bytes: [u8; 32] = self.threshold_share.as_slice().try_into().map_err(|_| RegistryError::Corrupt("share".into()))?;
+        bls::SecretKey::from_bytes(&bytes).map_err(|e| RegistryError::Corrupt(format!("threshold share: {e}")))
+    }
+}
+
+/// Why the registry could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read or write {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path} is not a valid registry file: {message}")]
+    Parse { path: String, message: String },
+    #[error("corrupt key material: {0}")]
+    Corrupt(String),
+    #[error("unknown node {0}")]
+    UnknownNode(NodeId),
+}
+
+/// What to create at genesis.
+#[derive(Clone, Debug)]
+pub struct GenesisConfig {
+    pub nodes: usize,
+    pub subnet_type: SubnetType,
+    pub cost_subnet_size: u32,
+    pub consensus: ConsensusParams,
+    /// HTTP address of node `i` is `http_base` with port `http_port + i`.
+    pub http_host: std::net::IpAddr,
+    pub http_port: u16,
+    pub p2p_port: u16,
+    pub admins: Vec<Principal>,
+}
+
+/// A new network: the registry plus each node's secrets (in member order).
+pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSecrets>) {
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::from_seed(seed);
+    let n = config.nodes.max(1);
+    let f = (n - 1) / 3;
+    // The high threshold (certification, catch-up packages): n − f.
+    let threshold = n - f;
+    let mut dealer_seed = [0u8; 32];
+    rng.fill_bytes(&mut dealer_seed);
+    let (coefficients, shares) = bls::generate_threshold_keys(dealer_seed, threshold, n).expect("valid threshold parameters");
+    let public_key_der = coefficients.group_public_key().to_der().to_vec();
+    let subnet_id = SubnetId(Principal::self_authenticating(&public_key_der));
+    let mut nodes = BTreeMap::new();
+    let mut members = Vec::new();
+    let mut secrets = Vec::new();
+    for (i, share) in shares.into_iter().enumerate() {
+        let mut signing_seed = [0u8; 32];
+        rng.fill_bytes(&mut signing_seed);
+        let key = NodeSigningKey::from_seed(signing_seed);
+        let node_id = key.node_id();
+        let record = NodeRecord {
+            node_id,
+            signing_key_der: key.public_key_der().to_vec(),
+            http_addr: SocketAddr::new(config.http_host, config.http_port.wrapping_add(i as u16)),
+            p2p_addr: SocketAddr::new(config.http_host, config.p2p_port.wrapping_add(i as u16)),
+        };
+        nodes.insert(node_id, record);
+        members.push(node_id);
+        secrets.push(NodeSecrets { node_id, signing_seed: signing_seed.to_vec(), threshold_share: share.to_bytes().to_vec(), threshold_index: i });
+    }
+    let mut routing_table = RoutingTable::new();
+    routing_table
+        .insert(CanisterIdRange { start: CanisterId::from_u64(0), end: CanisterId::from_u64(u64::MAX) }, subnet_id)
+        .expect("empty table");
+    let subnet = SubnetRecord {
+        subnet_id,
+        subnet_type: config.subnet_type,
+        members,
+        public_key_der,
+        public_coefficients: coefficients.to_bytes(),
+        threshold,
+        cost_subnet_size: config.cost_subnet_size,
+        consensus: config.consensus.clone(),
+        admins: config.admins.clone(),
+    };
+    let registry = Registry {
+        version: RegistryVersion(1),
+        root_subnet: subnet_id,
+        subnets: [(subnet_id, subnet)].into(),
+        nodes,
+        routing_table,
+    };
+    (registry, secrets)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io { path: path.display().to_string(), source }
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RegistryError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Parse { path: path.display().to_string(), message: e.to_string() })
+}
+
+impl Registry {
+    /// Reads a registry file.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        read_json(path)
+    }
+
+    /// Writes the registry file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), RegistryError> {
+        write_atomically(path, &serde_json::to_vec_pretty(self).expect("registry serializes"))
+    }
+
+    /// The subnet a node belongs to.
+    pub fn subnet_of(&self, node: &NodeId) -> Option<&SubnetRecord> {
+        self.subnets.values().find(|s| s.members.contains(node))
+    }
+
+    /// The DER of the root key.
+    pub fn root_key_der(&self) -> &[u8] {
+        &self.subnets[&self.root_subnet].public_key_der
+    }
+}
+
+impl NodeSecrets {
+    /// Reads a node's secrets.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        read_json(path)
+    }
+
+    /// Writes a node's secrets atomically (readable by the owner only).
+    pub fn save(&self, path: &Path) -> Result<(), RegistryError> {
+        write_atomically(path, &serde_json::to_vec_pretty(self).expect("secrets serialize"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+        }
+        Ok(())
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(nodes: usize) -> GenesisConfig {
+        GenesisConfig {
+            nodes,
+            subnet_type: SubnetType::Application,
+            cost_subnet_size: 13,
+            consensus: ConsensusParams::default(),
+            http_host: "127.0.0.1".parse().unwrap(),
+            http_port: 4943,
+            p2p_port: 4100,
+            admins: vec![],
+        }
+    }
+
+    #[test]
+    fn genesis_deals_a_working_threshold_key() {
+        let (registry, secrets) = genesis(&config(4), [1; 32]);
+        let subnet = &registry.subnets[&registry.root_subnet];
+        assert_eq!(subnet.threshold, 3);
+        assert_eq!(subnet.members.len(), 4);
+        assert_eq!(registry.root_subnet.get(), Principal::self_authenticating(&subnet.public_key_der));
+        let msg = b"state root";
+        let shares: Vec<_> = secrets
+            .iter()
+            .take(3)
+            .map(|s| (s.threshold_index as bls::NodeIndex, bls::sign_share(&s.threshold_key().unwrap(), msg)))
+            .collect();
+        let sig = bls::combine(3, &shares).unwrap();
+        let pk = bls::PublicKey::from_der(&subnet.public_key_der).unwrap();
+        pk.verify(msg, &sig).unwrap();
+        // Deterministic from the seed.
+        assert_eq!(genesis(&config(4), [1; 32]).0, registry);
+    }
+
+    #[test]
+    fn files_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, secrets) = genesis(&config(1), [2; 32]);
+        let (rp, sp) = (dir.path().join("registry.json"), dir.path().join("node.json"));
+        registry.save(&rp).unwrap();
+        secrets[0].save(&sp).unwrap();
+        assert_eq!(Registry::load(&rp).unwrap(), registry);
+        assert_eq!(NodeSecrets::load(&sp).unwrap().node_id, secrets[0].node_id);
+        std::fs::write(&rp, b"{nope").unwrap();
+        assert!(matches!(Registry::load(&rp), Err(RegistryError::Parse { .. })));
+    }
+}
