@@ -18,9 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
-const RUST_CANISTERS: &[&str] = &[
-    "counter", "inter", "timers", "stable", "wallet", "hooks", "hostile",
-];
+const RUST_CANISTERS: &[&str] = &["counter", "inter", "timers", "stable", "wallet", "hooks", "hostile"];
 const MOTOKO_CANISTERS: &[&str] = &["mo_counter", "mo_inter"];
 
 /// Environment variables the outer cargo sets (or a user sets for the outer
@@ -91,21 +89,12 @@ fn build_rust(canisters: &Path, target_dir: &Path, out_dir: &Path) {
     for var in LEAKY_ENV {
         cmd.env_remove(var);
     }
-    run(
-        &mut cmd,
-        "building the Rust test canisters (test-canisters/Cargo.toml)",
-    );
+    run(&mut cmd, "building the Rust test canisters (test-canisters/Cargo.toml)");
 
     let release = target_dir.join(WASM_TARGET).join("release");
     for name in RUST_CANISTERS {
-        copy(
-            &release.join(format!("{name}.wasm")),
-            &out_dir.join(format!("{name}.wasm")),
-        );
-        let did = canisters
-            .join("rust")
-            .join(name)
-            .join(format!("{name}.did"));
+        copy(&release.join(format!("{name}.wasm")), &out_dir.join(format!("{name}.wasm")));
+        let did = canisters.join("rust").join(name).join(format!("{name}.did"));
         copy(&did, &out_dir.join(format!("{name}.did")));
     }
 }
@@ -119,22 +108,13 @@ fn ensure_wasm_target() {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {rustc:?} --print sysroot: {e}"));
     let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout).unwrap().trim());
-    if sysroot
-        .join("lib/rustlib")
-        .join(WASM_TARGET)
-        .join("lib")
-        .is_dir()
-    {
+    if sysroot.join("lib/rustlib").join(WASM_TARGET).join("lib").is_dir() {
         return;
     }
     println!("cargo:warning=installing the {WASM_TARGET} target with rustup");
     let mut cmd = Command::new("rustup");
-    cmd.args(["target", "add", WASM_TARGET])
-        .stdout(Stdio::from(std::io::stderr()));
-    run(
-        &mut cmd,
-        "installing the wasm32 target (run `rustup target add wasm32-unknown-unknown` or scripts/setup.sh)",
-    );
+    cmd.args(["target", "add", WASM_TARGET]).stdout(Stdio::from(std::io::stderr()));
+    run(&mut cmd, "installing the wasm32 target (run `rustup target add wasm32-unknown-unknown` or scripts/setup.sh)");
 }
 
 /// The files whose change means the Motoko canisters must be rebuilt.
@@ -169,9 +149,7 @@ fn build_motoko(motoko: &Path, cache: &Path, out_dir: &Path) {
         stamp.push(0);
     }
     let stamp_path = cache.join("inputs.stamp");
-    let outputs_exist = MOTOKO_CANISTERS
-        .iter()
-        .all(|name| cache.join(format!("{name}.wasm")).is_file());
+    let outputs_exist = MOTOKO_CANISTERS.iter().all(|name| cache.join(format!("{name}.wasm")).is_file());
     if !outputs_exist || fs::read(&stamp_path).ok().as_deref() != Some(&stamp[..]) {
         compile_motoko(motoko, cache);
         fs::write(&stamp_path, stamp).unwrap();
@@ -201,34 +179,22 @@ fn compile_motoko(motoko: &Path, dest: &Path) {
         }
         println!("cargo:warning=running `npm ci` in test-canisters/motoko");
         let mut cmd = Command::new("npm");
-        cmd.current_dir(motoko)
-            .args(["ci", "--no-audit", "--no-fund"])
-            .stdout(Stdio::from(std::io::stderr()));
+        cmd.current_dir(motoko).args(["ci", "--no-audit", "--no-fund"]).stdout(Stdio::from(std::io::stderr()));
         run(&mut cmd, "npm ci in test-canisters/motoko");
     }
 
     let mut cmd = Command::new("node");
-    cmd.current_dir(motoko)
-        .arg("build.js")
-        .arg(dest)
-        .args(MOTOKO_CANISTERS)
-        .stdout(Stdio::from(std::io::stderr()));
-    run(
-        &mut cmd,
-        "compiling the Motoko test canisters (test-canisters/motoko/build.js)",
-    );
+    cmd.current_dir(motoko).arg("build.js").arg(dest).args(MOTOKO_CANISTERS).stdout(Stdio::from(std::io::stderr()));
+    run(&mut cmd, "compiling the Motoko test canisters (test-canisters/motoko/build.js)");
 }
 
 fn run(cmd: &mut Command, what: &str) {
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
+    let status = cmd.status().unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
     if !status.success() {
         panic!("{what}: {cmd:?} failed with {status}");
     }
 }
 
 fn copy(from: &Path, to: &Path) {
-    fs::copy(from, to)
-        .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", from.display(), to.display()));
+    fs::copy(from, to).unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", from.display(), to.display()));
 }

@@ -36,9 +36,8 @@ pub const POP_DST: &[u8] = b"BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
 /// `SEQUENCE { SEQUENCE { OID 1.3.6.1.4.1.44668.5.3.1.2.1,
 /// OID 1.3.6.1.4.1.44668.5.3.2.1 }, BIT STRING (96 bytes) }`.
 pub const DER_PREFIX: [u8; 37] = [
-    0x30, 0x81, 0x82, 0x30, 0x1d, 0x06, 0x0d, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0xdc, 0x7c, 0x05,
-    0x03, 0x01, 0x02, 0x01, 0x06, 0x0c, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0xdc, 0x7c, 0x05, 0x03,
-    0x02, 0x01, 0x03, 0x61, 0x00,
+    0x30, 0x81, 0x82, 0x30, 0x1d, 0x06, 0x0d, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0xdc, 0x7c, 0x05, 0x03, 0x01, 0x02,
+    0x01, 0x06, 0x0c, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0xdc, 0x7c, 0x05, 0x03, 0x02, 0x01, 0x03, 0x61, 0x00,
 ];
 /// Length of a DER-encoded public key.
 pub const DER_LEN: usize = DER_PREFIX.len() + PUBLIC_KEY_LEN;
@@ -110,8 +109,7 @@ pub struct PublicKey(G2Affine);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Signature(G1Affine);
 
-static NEG_G2_PREPARED: LazyLock<G2Prepared> =
-    LazyLock::new(|| G2Prepared::from(-G2Affine::generator()));
+static NEG_G2_PREPARED: LazyLock<G2Prepared> = LazyLock::new(|| G2Prepared::from(-G2Affine::generator()));
 
 fn hash_to_g1(dst: &[u8], msg: &[u8]) -> G1Affine {
     let p = <G1Projective as HashToCurve<ExpandMsgXmd<sha2::Sha256>>>::hash_to_curve(msg, dst);
@@ -127,12 +125,7 @@ fn random_scalar(rng: &mut impl RngCore) -> Scalar {
 }
 
 /// Checks `e(sig, G2) == e(H(msg), pk)` with one multi-Miller loop.
-fn verify_with_dst(
-    dst: &[u8],
-    pk: &PublicKey,
-    msg: &[u8],
-    sig: &Signature,
-) -> Result<(), BlsError> {
+fn verify_with_dst(dst: &[u8], pk: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), BlsError> {
     if bool::from(pk.0.is_identity()) {
         return Err(BlsError::IdentityPublicKey);
     }
@@ -141,13 +134,9 @@ fn verify_with_dst(
     }
     let h = hash_to_g1(dst, msg);
     let pk_prepared = G2Prepared::from(pk.0);
-    let result = ic_bls12_381::multi_miller_loop(&[(&sig.0, &NEG_G2_PREPARED), (&h, &pk_prepared)])
-        .final_exponentiation();
-    if result == Gt::identity() {
-        Ok(())
-    } else {
-        Err(BlsError::VerificationFailed)
-    }
+    let result =
+        ic_bls12_381::multi_miller_loop(&[(&sig.0, &NEG_G2_PREPARED), (&h, &pk_prepared)]).final_exponentiation();
+    if result == Gt::identity() { Ok(()) } else { Err(BlsError::VerificationFailed) }
 }
 
 impl SecretKey {
@@ -187,12 +176,8 @@ impl SecretKey {
 impl PublicKey {
     /// Parses a 96-byte compressed G2 point, checking subgroup membership.
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, BlsError> {
-        let arr: &[u8; PUBLIC_KEY_LEN] = bytes
-            .try_into()
-            .map_err(|_| BlsError::PublicKeyLength(bytes.len()))?;
-        Option::<G2Affine>::from(G2Affine::from_compressed(arr))
-            .map(PublicKey)
-            .ok_or(BlsError::InvalidPublicKey)
+        let arr: &[u8; PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| BlsError::PublicKeyLength(bytes.len()))?;
+        Option::<G2Affine>::from(G2Affine::from_compressed(arr)).map(PublicKey).ok_or(BlsError::InvalidPublicKey)
     }
 
     /// The 96-byte compressed encoding.
@@ -229,9 +214,7 @@ impl PublicKey {
 impl Signature {
     /// Parses a 48-byte compressed G1 point, checking subgroup membership.
     pub fn from_bytes(bytes: &[u8]) -> Result<Signature, BlsError> {
-        let arr: &[u8; SIGNATURE_LEN] = bytes
-            .try_into()
-            .map_err(|_| BlsError::SignatureLength(bytes.len()))?;
+        let arr: &[u8; SIGNATURE_LEN] = bytes.try_into().map_err(|_| BlsError::SignatureLength(bytes.len()))?;
         Option::<G1Affine>::from(G1Affine::from_compressed(arr))
             .map(Signature)
             .ok_or(BlsError::InvalidSignatureEncoding)
@@ -334,15 +317,8 @@ pub fn generate_threshold_keys(
         return Err(BlsError::InvalidThreshold { threshold, nodes });
     }
     let mut rng = ChaCha20Rng::from_seed(seed);
-    let coefficients: Vec<SecretKey> = (0..threshold)
-        .map(|_| SecretKey(random_scalar(&mut rng)))
-        .collect();
-    let public = PublicCoefficients(
-        coefficients
-            .iter()
-            .map(|a| G2Affine::from(G2Affine::generator() * a.0))
-            .collect(),
-    );
+    let coefficients: Vec<SecretKey> = (0..threshold).map(|_| SecretKey(random_scalar(&mut rng))).collect();
+    let public = PublicCoefficients(coefficients.iter().map(|a| G2Affine::from(G2Affine::generator() * a.0)).collect());
     let shares = (0..nodes)
         .map(|i| {
             let x = Scalar::from(i as u64 + 1);
@@ -380,10 +356,7 @@ pub fn verify_share(
 /// individually only if it fails.
 pub fn combine(threshold: usize, shares: &[(NodeIndex, Signature)]) -> Result<Signature, BlsError> {
     if threshold == 0 {
-        return Err(BlsError::InvalidThreshold {
-            threshold,
-            nodes: shares.len(),
-        });
+        return Err(BlsError::InvalidThreshold { threshold, nodes: shares.len() });
     }
     let mut chosen: Vec<(Scalar, &Signature)> = Vec::with_capacity(threshold);
     let mut seen = std::collections::BTreeSet::new();
@@ -399,10 +372,7 @@ pub fn combine(threshold: usize, shares: &[(NodeIndex, Signature)]) -> Result<Si
         }
     }
     if chosen.len() < threshold {
-        return Err(BlsError::NotEnoughShares {
-            threshold,
-            got: chosen.len(),
-        });
+        return Err(BlsError::NotEnoughShares { threshold, got: chosen.len() });
     }
     let mut acc = G1Projective::identity();
     for (i, (xi, sig)) in chosen.iter().enumerate() {
@@ -467,11 +437,7 @@ mod tests {
     use super::*;
 
     fn check(expected: bool, sig: &str, msg: &str, key: &str) {
-        let r = verify(
-            &hex::decode(key).unwrap(),
-            &hex::decode(msg).unwrap(),
-            &hex::decode(sig).unwrap(),
-        );
+        let r = verify(&hex::decode(key).unwrap(), &hex::decode(msg).unwrap(), &hex::decode(sig).unwrap());
         assert_eq!(r.is_ok(), expected, "{r:?}");
     }
 
@@ -549,10 +515,7 @@ mod tests {
         let mut bad = der;
         bad[5] ^= 1;
         assert_eq!(PublicKey::from_der(&bad), Err(BlsError::DerPrefix));
-        assert_eq!(
-            PublicKey::from_der(&der[1..]),
-            Err(BlsError::DerLength(132))
-        );
+        assert_eq!(PublicKey::from_der(&der[1..]), Err(BlsError::DerLength(132)));
     }
 
     #[test]
@@ -572,11 +535,8 @@ mod tests {
         let (coeffs, shares) = generate_threshold_keys([3; 32], 3, 5).unwrap();
         assert_eq!(coeffs.threshold(), 3);
         let msg = b"certify me";
-        let sigs: Vec<(NodeIndex, Signature)> = shares
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as NodeIndex, sign_share(s, msg)))
-            .collect();
+        let sigs: Vec<(NodeIndex, Signature)> =
+            shares.iter().enumerate().map(|(i, s)| (i as NodeIndex, sign_share(s, msg))).collect();
         for (i, s) in &sigs {
             verify_share(&coeffs, *i, msg, s).unwrap();
             assert_eq!(shares[*i as usize].public_key(), coeffs.public_share(*i));
@@ -592,14 +552,8 @@ mod tests {
         }
         // Extra shares beyond t are ignored; too few or duplicates fail.
         assert_eq!(combine(3, &sigs).unwrap(), expected);
-        assert!(matches!(
-            combine(3, &sigs[..2]),
-            Err(BlsError::NotEnoughShares { .. })
-        ));
-        assert_eq!(
-            combine(3, &[sigs[0], sigs[0], sigs[1]]),
-            Err(BlsError::DuplicateShare(0))
-        );
+        assert!(matches!(combine(3, &sigs[..2]), Err(BlsError::NotEnoughShares { .. })));
+        assert_eq!(combine(3, &[sigs[0], sigs[0], sigs[1]]), Err(BlsError::DuplicateShare(0)));
         // A bad share makes the combined signature fail to verify.
         let mut tampered = sigs[..3].to_vec();
         tampered[1].1 = sign_share(&shares[1], b"other");
@@ -607,10 +561,7 @@ mod tests {
         // Deterministic from the seed; coefficients round-trip.
         let (again, _) = generate_threshold_keys([3; 32], 3, 5).unwrap();
         assert_eq!(again, coeffs);
-        assert_eq!(
-            PublicCoefficients::from_bytes(&coeffs.to_bytes()).unwrap(),
-            coeffs
-        );
+        assert_eq!(PublicCoefficients::from_bytes(&coeffs.to_bytes()).unwrap(), coeffs);
         assert!(generate_threshold_keys([0; 32], 0, 3).is_err());
         assert!(generate_threshold_keys([0; 32], 4, 3).is_err());
     }
@@ -658,11 +609,7 @@ mod tests {
         let sign = time(50, || sk.sign(&msg));
         let verify = time(50, || pk.verify(&msg, &sig).unwrap());
         let (coeffs, shares) = generate_threshold_keys([2; 32], 9, 13).unwrap();
-        let sigs: Vec<_> = shares
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as NodeIndex, s.sign(&msg)))
-            .collect();
+        let sigs: Vec<_> = shares.iter().enumerate().map(|(i, s)| (i as NodeIndex, s.sign(&msg))).collect();
         let public_share = time(50, || coeffs.public_share(7));
         let verify_share_t = time(20, || verify_share(&coeffs, 7, &msg, &sigs[7].1).unwrap());
         let combine_t = time(50, || combine(9, &sigs).unwrap());

@@ -49,10 +49,7 @@ pub fn as_map(value: &Cbor) -> Result<&[(Cbor, Cbor)], String> {
 
 /// Looks up a text key in map entries.
 pub fn field<'a>(entries: &'a [(Cbor, Cbor)], key: &str) -> Option<&'a Cbor> {
-    entries
-        .iter()
-        .find(|(k, _)| matches!(k, Cbor::Text(t) if t == key))
-        .map(|(_, v)| v)
+    entries.iter().find(|(k, _)| matches!(k, Cbor::Text(t) if t == key)).map(|(_, v)| v)
 }
 
 /// A byte string; text is accepted too because some clients (the JS WebAuthn

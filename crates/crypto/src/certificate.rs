@@ -62,37 +62,21 @@ pub enum CertificateError {
     #[error("the delegation certificate itself has a delegation (at most one level is allowed)")]
     NestedDelegation,
     #[error("invalid {which} public key: {source}")]
-    Key {
-        which: &'static str,
-        source: BlsError,
-    },
+    Key { which: &'static str, source: BlsError },
     #[error("{which} signature does not verify: {source}")]
-    Signature {
-        which: &'static str,
-        source: BlsError,
-    },
+    Signature { which: &'static str, source: BlsError },
     #[error("delegation certificate has no {path} (lookup: {lookup})")]
     DelegationPathMissing { path: String, lookup: &'static str },
     #[error("delegation canister ranges are malformed: {0}")]
     MalformedRanges(String),
     #[error("canister {canister} is not in the canister ranges of delegated subnet {subnet}")]
-    CanisterNotInRanges {
-        canister: CanisterId,
-        subnet: Principal,
-    },
+    CanisterNotInRanges { canister: CanisterId, subnet: Principal },
     #[error("certificate is delegated to subnet {actual}, but subnet {expected} was addressed")]
-    SubnetMismatch {
-        expected: SubnetId,
-        actual: Principal,
-    },
+    SubnetMismatch { expected: SubnetId, actual: Principal },
     #[error("certificate has no readable /time")]
     MissingTime,
     #[error("certificate is too old: /time is {time:?}, now is {now:?}, maximum age {max_age:?}")]
-    Outdated {
-        time: Time,
-        now: Time,
-        max_age: Duration,
-    },
+    Outdated { time: Time, now: Time, max_age: Duration },
 }
 
 fn lookup_name(r: LookupResult<'_>) -> &'static str {
@@ -109,23 +93,14 @@ impl Certificate {
     fn to_cbor_value(&self) -> Cbor {
         let mut entries = vec![
             (Cbor::Text("tree".into()), self.tree.to_cbor_value()),
-            (
-                Cbor::Text("signature".into()),
-                Cbor::Bytes(self.signature.clone()),
-            ),
+            (Cbor::Text("signature".into()), Cbor::Bytes(self.signature.clone())),
         ];
         if let Some(d) = &self.delegation {
             entries.push((
                 Cbor::Text("delegation".into()),
                 Cbor::Map(vec![
-                    (
-                        Cbor::Text("subnet_id".into()),
-                        Cbor::Bytes(d.subnet_id.as_slice().to_vec()),
-                    ),
-                    (
-                        Cbor::Text("certificate".into()),
-                        Cbor::Bytes(d.certificate.clone()),
-                    ),
+                    (Cbor::Text("subnet_id".into()), Cbor::Bytes(d.subnet_id.as_slice().to_vec())),
+                    (Cbor::Text("certificate".into()), Cbor::Bytes(d.certificate.clone())),
                 ]),
             ));
         }
@@ -143,9 +118,7 @@ impl Certificate {
         let value = cbor::decode(bytes).map_err(CertificateError::Cbor)?;
         let bad = |m: &str| CertificateError::Malformed(m.to_string());
         let map = cbor::as_map(&value).map_err(CertificateError::Malformed)?;
-        let tree = HashTree::from_cbor_value(
-            cbor::field(map, "tree").ok_or_else(|| bad("missing tree"))?,
-        )?;
+        let tree = HashTree::from_cbor_value(cbor::field(map, "tree").ok_or_else(|| bad("missing tree"))?)?;
         let signature = cbor::field(map, "signature")
             .and_then(cbor::bytes)
             .ok_or_else(|| bad("missing or non-bytes signature"))?
@@ -153,48 +126,28 @@ impl Certificate {
         let delegation = match cbor::field(map, "delegation") {
             None | Some(Cbor::Null) => None,
             Some(d) => {
-                let d = cbor::as_map(d)
-                    .map_err(|e| CertificateError::Malformed(format!("delegation: {e}")))?;
+                let d = cbor::as_map(d).map_err(|e| CertificateError::Malformed(format!("delegation: {e}")))?;
                 let subnet_id = cbor::field(d, "subnet_id")
                     .and_then(cbor::bytes)
                     .ok_or_else(|| bad("delegation without subnet_id bytes"))?;
-                let subnet_id = Principal::try_from_slice(subnet_id).map_err(|e| {
-                    CertificateError::Malformed(format!("delegation subnet_id: {e}"))
-                })?;
+                let subnet_id = Principal::try_from_slice(subnet_id)
+                    .map_err(|e| CertificateError::Malformed(format!("delegation subnet_id: {e}")))?;
                 let certificate = cbor::field(d, "certificate")
                     .and_then(cbor::bytes)
                     .ok_or_else(|| bad("delegation without certificate bytes"))?
                     .to_vec();
-                Some(CertificateDelegation {
-                    subnet_id,
-                    certificate,
-                })
+                Some(CertificateDelegation { subnet_id, certificate })
             }
         };
-        Ok(Certificate {
-            tree,
-            signature,
-            delegation,
-        })
+        Ok(Certificate { tree, signature, delegation })
     }
 
     /// Certifies `tree` with `key`: the replica-side constructor (the BLS
     /// signature may equally come from a combined threshold signature, see
     /// [`state_root_message`]).
-    pub fn sign(
-        tree: HashTree,
-        key: &bls::SecretKey,
-        delegation: Option<CertificateDelegation>,
-    ) -> Certificate {
-        let signature = key
-            .sign(&state_root_message(&tree.digest()))
-            .to_bytes()
-            .to_vec();
-        Certificate {
-            tree,
-            signature,
-            delegation,
-        }
+    pub fn sign(tree: HashTree, key: &bls::SecretKey, delegation: Option<CertificateDelegation>) -> Certificate {
+        let signature = key.sign(&state_root_message(&tree.digest())).to_bytes().to_vec();
+        Certificate { tree, signature, delegation }
     }
 
     /// `/time` in the certified tree, if revealed.
@@ -224,10 +177,7 @@ pub fn encode_canister_ranges(ranges: &[CanisterIdRange]) -> Vec<u8> {
         ranges
             .iter()
             .map(|r| {
-                Cbor::Array(vec![
-                    Cbor::Bytes(r.start.as_slice().to_vec()),
-                    Cbor::Bytes(r.end.as_slice().to_vec()),
-                ])
+                Cbor::Array(vec![Cbor::Bytes(r.start.as_slice().to_vec()), Cbor::Bytes(r.end.as_slice().to_vec())])
             })
             .collect(),
     ))
@@ -246,14 +196,9 @@ pub fn decode_canister_ranges(bytes: &[u8]) -> Result<Vec<CanisterIdRange>, Cert
             Cbor::Array(pair) if pair.len() == 2 => {
                 let p = |v: &Cbor| -> Result<CanisterId, CertificateError> {
                     let b = cbor::bytes(v).ok_or_else(|| bad("range bound is not bytes".into()))?;
-                    Principal::try_from_slice(b)
-                        .map(CanisterId)
-                        .map_err(|e| bad(e.to_string()))
+                    Principal::try_from_slice(b).map(CanisterId).map_err(|e| bad(e.to_string()))
                 };
-                Ok(CanisterIdRange {
-                    start: p(&pair[0])?,
-                    end: p(&pair[1])?,
-                })
+                Ok(CanisterIdRange { start: p(&pair[0])?, end: p(&pair[1])? })
             }
             _ => Err(bad("range is not a pair".into())),
         })
@@ -316,10 +261,8 @@ pub(crate) fn verify_certificate_detailed(
     scope: Scope,
     freshness: Option<(Time, Duration)>,
 ) -> Result<Option<Certificate>, CertificateError> {
-    let root_key = PublicKey::from_der(root_key_der).map_err(|source| CertificateError::Key {
-        which: "root",
-        source,
-    })?;
+    let root_key =
+        PublicKey::from_der(root_key_der).map_err(|source| CertificateError::Key { which: "root", source })?;
     let (key, delegation_cert) = match &cert.delegation {
         None => (root_key, None),
         Some(d) => {
@@ -332,18 +275,12 @@ pub(crate) fn verify_certificate_detailed(
                 Scope::Canister(canister) => {
                     let ranges = delegated_canister_ranges(&inner, &d.subnet_id)?;
                     if !ranges.iter().any(|r| r.contains(&canister)) {
-                        return Err(CertificateError::CanisterNotInRanges {
-                            canister,
-                            subnet: d.subnet_id,
-                        });
+                        return Err(CertificateError::CanisterNotInRanges { canister, subnet: d.subnet_id });
                     }
                 }
                 Scope::Subnet(expected) => {
                     if expected.get() != d.subnet_id {
-                        return Err(CertificateError::SubnetMismatch {
-                            expected,
-                            actual: d.subnet_id,
-                        });
+                        return Err(CertificateError::SubnetMismatch { expected, actual: d.subnet_id });
                     }
                 }
                 Scope::Unchecked => {}
@@ -358,10 +295,8 @@ pub(crate) fn verify_certificate_detailed(
                     });
                 }
             };
-            let key = PublicKey::from_der(der).map_err(|source| CertificateError::Key {
-                which: "delegated subnet",
-                source,
-            })?;
+            let key = PublicKey::from_der(der)
+                .map_err(|source| CertificateError::Key { which: "delegated subnet", source })?;
             (key, Some(inner))
         }
     };
@@ -375,13 +310,9 @@ pub(crate) fn verify_certificate_detailed(
     Ok(delegation_cert)
 }
 
-fn check_signature(
-    cert: &Certificate,
-    key: &PublicKey,
-    which: &'static str,
-) -> Result<(), CertificateError> {
-    let sig = bls::Signature::from_bytes(&cert.signature)
-        .map_err(|source| CertificateError::Signature { which, source })?;
+fn check_signature(cert: &Certificate, key: &PublicKey, which: &'static str) -> Result<(), CertificateError> {
+    let sig =
+        bls::Signature::from_bytes(&cert.signature).map_err(|source| CertificateError::Signature { which, source })?;
     key.verify(&state_root_message(&cert.tree.digest()), &sig)
         .map_err(|source| CertificateError::Signature { which, source })
 }
@@ -411,15 +342,11 @@ pub(crate) mod tests {
         verify_certificate(&cert, &root, Scope::Canister(canister), None).unwrap();
         // The certified data the IC test expects.
         let certified_data: [u8; 32] = [
-            97, 157, 2, 69, 59, 85, 186, 142, 160, 29, 161, 210, 109, 247, 8, 54, 68, 235, 232, 74,
-            151, 175, 200, 212, 236, 231, 248, 36, 83, 84, 142, 170,
+            97, 157, 2, 69, 59, 85, 186, 142, 160, 29, 161, 210, 109, 247, 8, 54, 68, 235, 232, 74, 151, 175, 200, 212,
+            236, 231, 248, 36, 83, 84, 142, 170,
         ];
         assert_eq!(
-            cert.lookup(&[
-                b"canister".as_slice(),
-                canister.as_slice(),
-                b"certified_data"
-            ]),
+            cert.lookup(&[b"canister".as_slice(), canister.as_slice(), b"certified_data"]),
             LookupResult::Found(&certified_data)
         );
         assert!(cert.time().is_some());
@@ -438,22 +365,13 @@ pub(crate) mod tests {
         verify_certificate(&cert, &root, Scope::Subnet(delegated), None).unwrap();
         // Freshness: fine right at /time, too old a day later.
         let t = cert.time().unwrap();
-        verify_certificate(
-            &cert,
-            &root,
-            Scope::Unchecked,
-            Some((t, Duration::from_secs(300))),
-        )
-        .unwrap();
+        verify_certificate(&cert, &root, Scope::Unchecked, Some((t, Duration::from_secs(300)))).unwrap();
         assert!(matches!(
             verify_certificate(
                 &cert,
                 &root,
                 Scope::Unchecked,
-                Some((
-                    t.saturating_add(Duration::from_secs(86_400)),
-                    Duration::from_secs(300)
-                ))
+                Some((t.saturating_add(Duration::from_secs(86_400)), Duration::from_secs(300)))
             ),
             Err(CertificateError::Outdated { .. })
         ));
@@ -461,10 +379,7 @@ pub(crate) mod tests {
         let other_root = bls::SecretKey::from_seed([5; 32]).public_key().to_der();
         assert!(matches!(
             verify_certificate(&cert, &other_root, Scope::Unchecked, None),
-            Err(CertificateError::Signature {
-                which: "delegation certificate",
-                ..
-            })
+            Err(CertificateError::Signature { which: "delegation certificate", .. })
         ));
         // Round trip through our encoder gives the same certificate.
         assert_eq!(Certificate::from_cbor(&cert.to_cbor()).unwrap(), cert);
@@ -481,10 +396,8 @@ pub(crate) mod tests {
         sharded: bool,
         subnet_type: Option<&str>,
     ) -> Certificate {
-        let mut subnet_info = LabeledTree::from_children([(
-            "public_key",
-            LabeledTree::leaf(subnet_key.public_key().to_der().to_vec()),
-        )]);
+        let mut subnet_info =
+            LabeledTree::from_children([("public_key", LabeledTree::leaf(subnet_key.public_key().to_der().to_vec()))]);
         if let Some(t) = subnet_type {
             subnet_info.insert("type", LabeledTree::leaf(t));
         }
@@ -492,32 +405,20 @@ pub(crate) mod tests {
         if sharded {
             root_tree
                 .insert_path(
-                    &[
-                        b"canister_ranges".as_slice(),
-                        subnet.as_slice(),
-                        ranges[0].start.as_slice(),
-                    ],
+                    &[b"canister_ranges".as_slice(), subnet.as_slice(), ranges[0].start.as_slice()],
                     LabeledTree::leaf(encode_canister_ranges(ranges)),
                 )
                 .unwrap();
         } else {
-            subnet_info.insert(
-                "canister_ranges",
-                LabeledTree::leaf(encode_canister_ranges(ranges)),
-            );
+            subnet_info.insert("canister_ranges", LabeledTree::leaf(encode_canister_ranges(ranges)));
         }
-        root_tree
-            .insert_path(&[b"subnet".as_slice(), subnet.as_slice()], subnet_info)
-            .unwrap();
+        root_tree.insert_path(&[b"subnet".as_slice(), subnet.as_slice()], subnet_info).unwrap();
         root_tree.insert("time", LabeledTree::leaf(leb128(1)));
         let delegation = Certificate::sign(root_tree.to_hash_tree(), root_key, None);
         Certificate::sign(
             tree.to_hash_tree(),
             subnet_key,
-            Some(CertificateDelegation {
-                subnet_id: subnet.get(),
-                certificate: delegation.to_cbor(),
-            }),
+            Some(CertificateDelegation { subnet_id: subnet.get(), certificate: delegation.to_cbor() }),
         )
     }
 
@@ -525,70 +426,33 @@ pub(crate) mod tests {
     fn both_range_forms_and_nested_delegations() {
         let root = bls::SecretKey::from_seed([1; 32]);
         let subnet_key = bls::SecretKey::from_seed([2; 32]);
-        let subnet = SubnetId(Principal::self_authenticating(
-            &subnet_key.public_key().to_der(),
-        ));
+        let subnet = SubnetId(Principal::self_authenticating(&subnet_key.public_key().to_der()));
         let ranges = [
-            CanisterIdRange {
-                start: CanisterId::from_u64(10),
-                end: CanisterId::from_u64(19),
-            },
-            CanisterIdRange {
-                start: CanisterId::from_u64(30),
-                end: CanisterId::from_u64(39),
-            },
+            CanisterIdRange { start: CanisterId::from_u64(10), end: CanisterId::from_u64(19) },
+            CanisterIdRange { start: CanisterId::from_u64(30), end: CanisterId::from_u64(39) },
         ];
         let tree = LabeledTree::from_children([("time", LabeledTree::leaf(leb128(42)))]);
         let root_der = root.public_key().to_der();
         for sharded in [false, true] {
-            let cert = delegated_certificate(
-                tree.clone(),
-                &subnet_key,
-                &root,
-                subnet,
-                &ranges,
-                sharded,
-                None,
-            );
+            let cert = delegated_certificate(tree.clone(), &subnet_key, &root, subnet, &ranges, sharded, None);
             let cert = Certificate::from_cbor(&cert.to_cbor()).unwrap();
             for inside in [10, 19, 30, 35] {
-                verify_certificate(
-                    &cert,
-                    &root_der,
-                    Scope::Canister(CanisterId::from_u64(inside)),
-                    None,
-                )
-                .unwrap_or_else(|e| panic!("sharded={sharded} {inside}: {e}"));
+                verify_certificate(&cert, &root_der, Scope::Canister(CanisterId::from_u64(inside)), None)
+                    .unwrap_or_else(|e| panic!("sharded={sharded} {inside}: {e}"));
             }
             for outside in [9, 20, 29, 40] {
                 assert!(matches!(
-                    verify_certificate(
-                        &cert,
-                        &root_der,
-                        Scope::Canister(CanisterId::from_u64(outside)),
-                        None
-                    ),
+                    verify_certificate(&cert, &root_der, Scope::Canister(CanisterId::from_u64(outside)), None),
                     Err(CertificateError::CanisterNotInRanges { .. })
                 ));
             }
         }
         // A delegation certificate that itself has a delegation is refused.
-        let inner = delegated_certificate(
-            tree.clone(),
-            &subnet_key,
-            &root,
-            subnet,
-            &ranges,
-            false,
-            None,
-        );
+        let inner = delegated_certificate(tree.clone(), &subnet_key, &root, subnet, &ranges, false, None);
         let nested = Certificate::sign(
             tree.to_hash_tree(),
             &subnet_key,
-            Some(CertificateDelegation {
-                subnet_id: subnet.get(),
-                certificate: inner.to_cbor(),
-            }),
+            Some(CertificateDelegation { subnet_id: subnet.get(), certificate: inner.to_cbor() }),
         );
         assert_eq!(
             verify_certificate(&nested, &root_der, Scope::Unchecked, None),
@@ -596,21 +460,11 @@ pub(crate) mod tests {
         );
         // No delegation: signed directly by the root key; tampering breaks it.
         let mut direct = Certificate::sign(tree.to_hash_tree(), &root, None);
-        verify_certificate(
-            &direct,
-            &root_der,
-            Scope::Canister(CanisterId::from_u64(1)),
-            None,
-        )
-        .unwrap();
-        direct.tree =
-            LabeledTree::from_children([("time", LabeledTree::leaf(leb128(43)))]).to_hash_tree();
+        verify_certificate(&direct, &root_der, Scope::Canister(CanisterId::from_u64(1)), None).unwrap();
+        direct.tree = LabeledTree::from_children([("time", LabeledTree::leaf(leb128(43)))]).to_hash_tree();
         assert!(matches!(
             verify_certificate(&direct, &root_der, Scope::Unchecked, None),
-            Err(CertificateError::Signature {
-                which: "certificate",
-                ..
-            })
+            Err(CertificateError::Signature { which: "certificate", .. })
         ));
         assert!(matches!(
             verify_certificate(&direct, &root_der, Scope::Unchecked, None),
@@ -618,12 +472,7 @@ pub(crate) mod tests {
         ));
         let no_time = Certificate::sign(HashTree::Empty, &root, None);
         assert_eq!(
-            verify_certificate(
-                &no_time,
-                &root_der,
-                Scope::Unchecked,
-                Some((Time::EPOCH, Duration::ZERO))
-            ),
+            verify_certificate(&no_time, &root_der, Scope::Unchecked, Some((Time::EPOCH, Duration::ZERO))),
             Err(CertificateError::MissingTime)
         );
     }
@@ -636,15 +485,9 @@ pub(crate) mod tests {
         // The tag is optional on input.
         assert_eq!(Certificate::from_cbor(&bytes[3..]).unwrap(), cert);
         assert!(Certificate::from_cbor(&[0xa0]).is_err());
-        let ranges = [CanisterIdRange {
-            start: CanisterId::from_u64(0),
-            end: CanisterId::from_u64(0xfffff),
-        }];
+        let ranges = [CanisterIdRange { start: CanisterId::from_u64(0), end: CanisterId::from_u64(0xfffff) }];
         let enc = encode_canister_ranges(&ranges);
-        assert_eq!(
-            hex::encode(&enc),
-            "d9d9f781824a000000000000000001014a00000000000fffff0101"
-        );
+        assert_eq!(hex::encode(&enc), "d9d9f781824a000000000000000001014a00000000000fffff0101");
         assert_eq!(decode_canister_ranges(&enc).unwrap(), ranges);
     }
 }

@@ -46,19 +46,14 @@ fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
         if n == 0 || n > 4 || rest.len() < n {
             return Err("unsupported DER length encoding".into());
         }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
         if rest[0] == 0 || len < 0x80 {
             return Err("non-minimal DER length".into());
         }
         (len, &rest[n..])
     };
     if rest.len() < len {
-        return Err(format!(
-            "DER element claims {len} bytes, {} remain",
-            rest.len()
-        ));
+        return Err(format!("DER element claims {len} bytes, {} remain", rest.len()));
     }
     Ok((tag, &rest[..len], &rest[len..]))
 }
@@ -66,9 +61,7 @@ fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
 fn expect<'a>(tag: u8, input: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]), String> {
     let (t, content, rest) = read_tlv(input)?;
     if t != tag {
-        return Err(format!(
-            "expected {what} (tag 0x{tag:02x}), found tag 0x{t:02x}"
-        ));
+        return Err(format!("expected {what} (tag 0x{tag:02x}), found tag 0x{t:02x}"));
     }
     Ok((content, rest))
 }
@@ -97,11 +90,7 @@ pub fn parse_spki(der: &[u8]) -> Result<Spki<'_>, String> {
         return Err("unexpected data after the BIT STRING".into());
     }
     match bits.split_first() {
-        Some((0, key)) => Ok(Spki {
-            algorithm,
-            parameter,
-            key,
-        }),
+        Some((0, key)) => Ok(Spki { algorithm, parameter, key }),
         Some(_) => Err("BIT STRING has unused bits".into()),
         None => Err("empty BIT STRING".into()),
     }
@@ -114,10 +103,7 @@ fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
         out.push(len as u8);
     } else {
         let bytes = len.to_be_bytes();
-        let skip = bytes
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(bytes.len() - 1);
+        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
@@ -154,15 +140,9 @@ mod tests {
         assert_eq!(der.len(), 44);
         // P-256 and secp256k1 prefixes (RFC 5480).
         let p256 = encode_spki(oid::EC_PUBLIC_KEY, Some(oid::SECP256R1), &[4; 65]);
-        assert_eq!(
-            hex::encode(&p256[..26]),
-            "3059301306072a8648ce3d020106082a8648ce3d030107034200"
-        );
+        assert_eq!(hex::encode(&p256[..26]), "3059301306072a8648ce3d020106082a8648ce3d030107034200");
         let k1 = encode_spki(oid::EC_PUBLIC_KEY, Some(oid::SECP256K1), &[4; 65]);
-        assert_eq!(
-            hex::encode(&k1[..23]),
-            "3056301006072a8648ce3d020106052b8104000a034200"
-        );
+        assert_eq!(hex::encode(&k1[..23]), "3056301006072a8648ce3d020106052b8104000a034200");
         // Canister signature key from a real Internet Identity delegation.
         let cs = hex::decode("303c300c060a2b0601040183b8430102032c000a00000000006000270101f3ffab2278616508ad5ebfa0cb79a21e08dbb7132f6875b95f81e72067f31302").unwrap();
         let spki = parse_spki(&cs).unwrap();

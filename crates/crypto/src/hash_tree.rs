@@ -264,9 +264,7 @@ impl HashTree {
         match self {
             HashTree::Empty => Cbor::Array(vec![tag(0)]),
             HashTree::Fork(l, r) => Cbor::Array(vec![tag(1), l.to_cbor_value(), r.to_cbor_value()]),
-            HashTree::Labeled(label, t) => {
-                Cbor::Array(vec![tag(2), Cbor::Bytes(label.clone()), t.to_cbor_value()])
-            }
+            HashTree::Labeled(label, t) => Cbor::Array(vec![tag(2), Cbor::Bytes(label.clone()), t.to_cbor_value()]),
             HashTree::Leaf(v) => Cbor::Array(vec![tag(3), Cbor::Bytes(v.clone())]),
             HashTree::Pruned(h) => Cbor::Array(vec![tag(4), Cbor::Bytes(h.to_vec())]),
         }
@@ -276,10 +274,7 @@ impl HashTree {
     pub fn from_cbor_value(value: &Cbor) -> Result<HashTree, HashTreeError> {
         let bad = |m: String| HashTreeError::Malformed(m);
         let Cbor::Array(items) = cbor::untag(value) else {
-            return Err(bad(format!(
-                "expected an array, found {}",
-                cbor::kind(cbor::untag(value))
-            )));
+            return Err(bad(format!("expected an array, found {}", cbor::kind(cbor::untag(value)))));
         };
         let node_tag = match items.first() {
             Some(Cbor::Integer(i)) => u8::try_from(i128::from(*i)).ok(),
@@ -295,10 +290,7 @@ impl HashTree {
             if items.len() == n {
                 Ok(())
             } else {
-                Err(bad(format!(
-                    "node {node_tag} has {} elements, expected {n}",
-                    items.len()
-                )))
+                Err(bad(format!("node {node_tag} has {} elements, expected {n}", items.len())))
             }
         };
         match node_tag {
@@ -308,17 +300,11 @@ impl HashTree {
             }
             1 => {
                 expect_len(3)?;
-                Ok(HashTree::fork(
-                    HashTree::from_cbor_value(&items[1])?,
-                    HashTree::from_cbor_value(&items[2])?,
-                ))
+                Ok(HashTree::fork(HashTree::from_cbor_value(&items[1])?, HashTree::from_cbor_value(&items[2])?))
             }
             2 => {
                 expect_len(3)?;
-                Ok(HashTree::Labeled(
-                    blob(1)?,
-                    Box::new(HashTree::from_cbor_value(&items[2])?),
-                ))
+                Ok(HashTree::Labeled(blob(1)?, Box::new(HashTree::from_cbor_value(&items[2])?)))
             }
             3 => {
                 expect_len(2)?;
@@ -327,9 +313,8 @@ impl HashTree {
             4 => {
                 expect_len(2)?;
                 let h = blob(1)?;
-                let h: Digest = h.try_into().map_err(|h: Vec<u8>| {
-                    bad(format!("pruned hash is {} bytes, expected 32", h.len()))
-                })?;
+                let h: Digest =
+                    h.try_into().map_err(|h: Vec<u8>| bad(format!("pruned hash is {} bytes, expected 32", h.len())))?;
                 Ok(HashTree::Pruned(h))
             }
             n => Err(bad(format!("unknown node tag {n}"))),
@@ -389,10 +374,7 @@ mod tests {
     fn spec_reconstruct_vector() {
         // Interface spec "Example" (digest §5.1).
         let tree = HashTree::from_cbor(&hex::decode(SPEC_TREE).unwrap()).unwrap();
-        assert_eq!(
-            hex::encode(tree.digest()),
-            "eb5c5b2195e62d996b84c9bcc8259d19a83786a2f59e0878cec84c811f669aa0"
-        );
+        assert_eq!(hex::encode(tree.digest()), "eb5c5b2195e62d996b84c9bcc8259d19a83786a2f59e0878cec84c811f669aa0");
         // Re-encoding is byte-identical.
         assert_eq!(hex::encode(tree.to_cbor()), SPEC_TREE);
         assert!(tree.is_well_formed());
@@ -415,12 +397,10 @@ mod tests {
                     "a",
                     HashTree::fork(
                         HashTree::Pruned(
-                            hex::decode(
-                                "1b4feff9bef8131788b0c9dc6dbad6e81e524249c879e9f10f71ce3749f5a638",
-                            )
-                            .unwrap()
-                            .try_into()
-                            .unwrap(),
+                            hex::decode("1b4feff9bef8131788b0c9dc6dbad6e81e524249c879e9f10f71ce3749f5a638")
+                                .unwrap()
+                                .try_into()
+                                .unwrap(),
                         ),
                         HashTree::labeled("y", HashTree::leaf("world")),
                     ),
@@ -428,12 +408,10 @@ mod tests {
                 HashTree::labeled(
                     "b",
                     HashTree::Pruned(
-                        hex::decode(
-                            "7b32ac0c6ba8ce35ac82c255fc7906f7fc130dab2a090f80fe12f9c2cae83ba6",
-                        )
-                        .unwrap()
-                        .try_into()
-                        .unwrap(),
+                        hex::decode("7b32ac0c6ba8ce35ac82c255fc7906f7fc130dab2a090f80fe12f9c2cae83ba6")
+                            .unwrap()
+                            .try_into()
+                            .unwrap(),
                     ),
                 ),
             ),
@@ -447,16 +425,10 @@ mod tests {
                 HashTree::labeled("d", HashTree::leaf("morning")),
             ),
         );
-        assert_eq!(
-            hex::encode(pruned.digest()),
-            "eb5c5b2195e62d996b84c9bcc8259d19a83786a2f59e0878cec84c811f669aa0"
-        );
+        assert_eq!(hex::encode(pruned.digest()), "eb5c5b2195e62d996b84c9bcc8259d19a83786a2f59e0878cec84c811f669aa0");
         // The spec's lookup table for the pruned tree.
         assert_eq!(pruned.lookup_path(&["a", "a"]), LookupResult::Unknown);
-        assert_eq!(
-            pruned.lookup_path(&["a", "y"]),
-            LookupResult::Found(b"world")
-        );
+        assert_eq!(pruned.lookup_path(&["a", "y"]), LookupResult::Found(b"world"));
         assert_eq!(pruned.lookup_path(&["aa"]), LookupResult::Absent);
         assert_eq!(pruned.lookup_path(&["ax"]), LookupResult::Absent);
         assert_eq!(pruned.lookup_path(&["b"]), LookupResult::Unknown);
@@ -472,10 +444,7 @@ mod tests {
         // A path through a leaf is absent (current spec: find_label(l, [Leaf _]) = Absent).
         assert_eq!(leaf.lookup_path(&["x"]), LookupResult::Absent);
         assert_eq!(HashTree::Empty.lookup_path(&["x"]), LookupResult::Absent);
-        assert_eq!(
-            HashTree::Empty.lookup_path::<&str>(&[]),
-            LookupResult::Absent
-        );
+        assert_eq!(HashTree::Empty.lookup_path::<&str>(&[]), LookupResult::Absent);
         let pruned = HashTree::Pruned([0; 32]);
         assert_eq!(pruned.lookup_path(&["x"]), LookupResult::Unknown);
         assert_eq!(pruned.lookup_path::<&str>(&[]), LookupResult::Unknown);
@@ -483,20 +452,13 @@ mod tests {
 
     #[test]
     fn well_formedness() {
-        let bad_order = HashTree::fork(
-            HashTree::labeled("b", HashTree::leaf("")),
-            HashTree::labeled("a", HashTree::leaf("")),
-        );
+        let bad_order =
+            HashTree::fork(HashTree::labeled("b", HashTree::leaf("")), HashTree::labeled("a", HashTree::leaf("")));
         assert!(!bad_order.is_well_formed());
-        let dup = HashTree::fork(
-            HashTree::labeled("a", HashTree::leaf("")),
-            HashTree::labeled("a", HashTree::leaf("")),
-        );
+        let dup =
+            HashTree::fork(HashTree::labeled("a", HashTree::leaf("")), HashTree::labeled("a", HashTree::leaf("")));
         assert!(!dup.is_well_formed());
-        let mixed = HashTree::fork(
-            HashTree::labeled("a", HashTree::leaf("")),
-            HashTree::leaf("x"),
-        );
+        let mixed = HashTree::fork(HashTree::labeled("a", HashTree::leaf("")), HashTree::leaf("x"));
         assert!(!mixed.is_well_formed());
         let nested_bad = HashTree::labeled("x", bad_order);
         assert!(!nested_bad.is_well_formed());

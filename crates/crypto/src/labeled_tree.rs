@@ -80,30 +80,18 @@ impl Default for LabeledTree {
 impl LabeledTree {
     /// An empty subtree (no children); its hash is the empty-tree hash.
     pub fn new() -> LabeledTree {
-        LabeledTree {
-            node: Node::Subtree(Subtree::default()),
-        }
+        LabeledTree { node: Node::Subtree(Subtree::default()) }
     }
 
     /// A leaf holding `value`.
     pub fn leaf(value: impl Into<Vec<u8>>) -> LabeledTree {
-        LabeledTree {
-            node: Node::Leaf(value.into()),
-        }
+        LabeledTree { node: Node::Leaf(value.into()) }
     }
 
     /// A subtree from `(label, child)` pairs in any order; later duplicates win.
-    pub fn from_children<L: Into<Vec<u8>>>(
-        children: impl IntoIterator<Item = (L, LabeledTree)>,
-    ) -> LabeledTree {
-        let map: BTreeMap<Vec<u8>, LabeledTree> =
-            children.into_iter().map(|(l, t)| (l.into(), t)).collect();
-        LabeledTree {
-            node: Node::Subtree(Subtree {
-                children: map.into_iter().collect(),
-                levels: OnceLock::new(),
-            }),
-        }
+    pub fn from_children<L: Into<Vec<u8>>>(children: impl IntoIterator<Item = (L, LabeledTree)>) -> LabeledTree {
+        let map: BTreeMap<Vec<u8>, LabeledTree> = children.into_iter().map(|(l, t)| (l.into(), t)).collect();
+        LabeledTree { node: Node::Subtree(Subtree { children: map.into_iter().collect(), levels: OnceLock::new() }) }
     }
 
     /// Whether this node is a leaf.
@@ -132,11 +120,9 @@ impl LabeledTree {
     pub fn get(&self, label: &[u8]) -> Option<&LabeledTree> {
         match &self.node {
             Node::Leaf(_) => None,
-            Node::Subtree(s) => s
-                .children
-                .binary_search_by(|(l, _)| l.as_slice().cmp(label))
-                .ok()
-                .map(|i| &s.children[i].1),
+            Node::Subtree(s) => {
+                s.children.binary_search_by(|(l, _)| l.as_slice().cmp(label)).ok().map(|i| &s.children[i].1)
+            }
         }
     }
 
@@ -175,11 +161,7 @@ impl LabeledTree {
     ///
     /// Fails if a strict prefix of the path is a leaf (the state tree never
     /// nests values below leaves).
-    pub fn insert_path<L: AsRef<[u8]>>(
-        &mut self,
-        path: &[L],
-        node: LabeledTree,
-    ) -> Result<(), LabeledTreeError> {
+    pub fn insert_path<L: AsRef<[u8]>>(&mut self, path: &[L], node: LabeledTree) -> Result<(), LabeledTreeError> {
         let Some((last, prefix)) = path.split_last() else {
             return Err(LabeledTreeError::EmptyPath);
         };
@@ -190,10 +172,7 @@ impl LabeledTree {
             }
             let label = label.as_ref();
             let s = t.subtree_mut();
-            let i = match s
-                .children
-                .binary_search_by(|(l, _)| l.as_slice().cmp(label))
-            {
+            let i = match s.children.binary_search_by(|(l, _)| l.as_slice().cmp(label)) {
                 Ok(i) => i,
                 Err(i) => {
                     s.children.insert(i, (label.to_vec(), LabeledTree::new()));
@@ -215,10 +194,7 @@ impl LabeledTree {
             return None;
         }
         let s = self.subtree_mut();
-        let i = s
-            .children
-            .binary_search_by(|(l, _)| l.as_slice().cmp(label))
-            .ok()?;
+        let i = s.children.binary_search_by(|(l, _)| l.as_slice().cmp(label)).ok()?;
         Some(s.children.remove(i).1)
     }
 
@@ -229,10 +205,7 @@ impl LabeledTree {
             return None;
         }
         let s = self.subtree_mut();
-        let i = s
-            .children
-            .binary_search_by(|(l, _)| l.as_slice().cmp(label))
-            .ok()?;
+        let i = s.children.binary_search_by(|(l, _)| l.as_slice().cmp(label)).ok()?;
         Some(&mut s.children[i].1)
     }
 
@@ -304,19 +277,14 @@ impl LabeledTree {
             (_, Node::Leaf(v)) => return HashTree::Leaf(v.clone()),
             (Request::Children(children), Node::Subtree(_)) => children,
         };
-        let Node::Subtree(s) = &self.node else {
-            unreachable!("matched above")
-        };
+        let Node::Subtree(s) = &self.node else { unreachable!("matched above") };
         if s.children.is_empty() {
             return HashTree::Empty;
         }
         let n = s.children.len();
         let mut needs: BTreeMap<usize, Need<'_, '_>> = BTreeMap::new();
         for (label, sub) in children {
-            match s
-                .children
-                .binary_search_by(|(l, _)| l.as_slice().cmp(label))
-            {
+            match s.children.binary_search_by(|(l, _)| l.as_slice().cmp(label)) {
                 Ok(i) => {
                     needs.insert(i, Need::Reveal(sub));
                 }
@@ -349,11 +317,8 @@ impl Subtree {
     fn levels(&self) -> Arc<Levels> {
         self.levels
             .get_or_init(|| {
-                let mut level: Vec<Digest> = self
-                    .children
-                    .iter()
-                    .map(|(l, t)| labeled_hash(l, &t.root_hash()))
-                    .collect();
+                let mut level: Vec<Digest> =
+                    self.children.iter().map(|(l, t)| labeled_hash(l, &t.root_hash())).collect();
                 let mut levels = Vec::new();
                 while level.len() > 1 {
                     let next = level
@@ -382,21 +347,12 @@ impl Subtree {
         if right >= levels.0[level - 1].len() {
             return self.full(levels, level - 1, left);
         }
-        HashTree::fork(
-            self.full(levels, level - 1, left),
-            self.full(levels, level - 1, right),
-        )
+        HashTree::fork(self.full(levels, level - 1, left), self.full(levels, level - 1, right))
     }
 
     /// The witness for node `index` of `level`, given the needed children
     /// (sorted by child index) that fall into its range.
-    fn build(
-        &self,
-        levels: &Levels,
-        level: usize,
-        index: usize,
-        needs: &[(usize, Need<'_, '_>)],
-    ) -> HashTree {
+    fn build(&self, levels: &Levels, level: usize, index: usize, needs: &[(usize, Need<'_, '_>)]) -> HashTree {
         if needs.is_empty() {
             return HashTree::Pruned(levels.0[level][index]);
         }
@@ -439,9 +395,7 @@ impl<'a> Request<'a> {
             match node {
                 Request::All => return,
                 Request::Children(children) => {
-                    node = children
-                        .entry(label.as_ref())
-                        .or_insert_with(|| Request::Children(BTreeMap::new()));
+                    node = children.entry(label.as_ref()).or_insert_with(|| Request::Children(BTreeMap::new()));
                 }
             }
         }
@@ -466,13 +420,7 @@ mod tests {
 
     fn spec_example() -> LabeledTree {
         LabeledTree::from_children([
-            (
-                "a",
-                LabeledTree::from_children([
-                    ("x", LabeledTree::leaf("hello")),
-                    ("y", LabeledTree::leaf("world")),
-                ]),
-            ),
+            ("a", LabeledTree::from_children([("x", LabeledTree::leaf("hello")), ("y", LabeledTree::leaf("world"))])),
             ("b", LabeledTree::leaf("good")),
             ("c", LabeledTree::new()),
             ("d", LabeledTree::leaf("morning")),
@@ -495,23 +443,16 @@ mod tests {
                 ),
                 HashTree::labeled("b", HashTree::leaf("good")),
             ),
-            HashTree::fork(
-                HashTree::labeled("c", HashTree::Empty),
-                HashTree::labeled("d", HashTree::leaf("morning")),
-            ),
+            HashTree::fork(HashTree::labeled("c", HashTree::Empty), HashTree::labeled("d", HashTree::leaf("morning"))),
         );
         assert_eq!(t.to_hash_tree(), expected);
         assert_eq!(t.root_hash(), expected.digest());
         // Five children: ((0 1) (2 3)) 4 — the odd fifth is carried to the top.
-        let five =
-            LabeledTree::from_children((0u8..5).map(|i| (vec![i], LabeledTree::leaf(vec![i]))));
+        let five = LabeledTree::from_children((0u8..5).map(|i| (vec![i], LabeledTree::leaf(vec![i]))));
         let l = |i: u8| HashTree::labeled([i], HashTree::leaf([i]));
         assert_eq!(
             five.to_hash_tree(),
-            HashTree::fork(
-                HashTree::fork(HashTree::fork(l(0), l(1)), HashTree::fork(l(2), l(3))),
-                l(4)
-            )
+            HashTree::fork(HashTree::fork(HashTree::fork(l(0), l(1)), HashTree::fork(l(2), l(3))), l(4))
         );
     }
 
@@ -534,11 +475,7 @@ mod tests {
         for missing in [&b"0"[..], b"aa", b"bz", b"e", b"zzz"] {
             let w = t.witness(&[vec![missing]]);
             assert_eq!(w.digest(), t.root_hash());
-            assert_eq!(
-                w.lookup_path(&[missing]),
-                LookupResult::Absent,
-                "{missing:?}"
-            );
+            assert_eq!(w.lookup_path(&[missing]), LookupResult::Absent, "{missing:?}");
             assert!(w.is_well_formed());
         }
         // Absent below an existing label, and through a leaf.
@@ -569,18 +506,12 @@ mod tests {
         t.insert_path(&["a", "z"], LabeledTree::leaf("!")).unwrap();
         assert_ne!(t.root_hash(), before);
         let mut rebuilt = spec_example();
-        rebuilt
-            .get_mut(b"a")
-            .unwrap()
-            .insert("z", LabeledTree::leaf("!"));
+        rebuilt.get_mut(b"a").unwrap().insert("z", LabeledTree::leaf("!"));
         assert_eq!(t.root_hash(), rebuilt.root_hash());
         assert_eq!(t.root_hash(), t.to_hash_tree().digest());
         t.get_mut(b"a").unwrap().remove(b"z");
         assert_eq!(t.root_hash(), before);
-        assert_eq!(
-            t.insert_path(&["b", "x"], LabeledTree::leaf("")),
-            Err(LabeledTreeError::LeafInPath(1))
-        );
+        assert_eq!(t.insert_path(&["b", "x"], LabeledTree::leaf("")), Err(LabeledTreeError::LeafInPath(1)));
         assert!(t.get_path(&["a", "x"]).unwrap().is_leaf());
     }
 
@@ -611,23 +542,15 @@ mod tests {
         let hash = start.elapsed();
         let rid = crate::sha256(&5u32.to_be_bytes()).to_vec();
         let start = Instant::now();
-        let w = t.witness(&[
-            vec![b"request_status".to_vec(), rid.clone()],
-            vec![b"time".to_vec()],
-        ]);
+        let w = t.witness(&[vec![b"request_status".to_vec(), rid.clone()], vec![b"time".to_vec()]]);
         let witness = start.elapsed();
         assert_eq!(w.digest(), root);
         let start = Instant::now();
-        t.insert_path(&[b"time".to_vec()], LabeledTree::leaf(vec![2]))
-            .unwrap();
+        t.insert_path(&[b"time".to_vec()], LabeledTree::leaf(vec![2])).unwrap();
         t.root_hash();
         let rehash_time_only = start.elapsed();
         let start = Instant::now();
-        t.insert_path(
-            &[b"request_status".to_vec(), rid, b"status".to_vec()],
-            LabeledTree::leaf("done"),
-        )
-        .unwrap();
+        t.insert_path(&[b"request_status".to_vec(), rid, b"status".to_vec()], LabeledTree::leaf("done")).unwrap();
         t.root_hash();
         let rehash_one_status = start.elapsed();
         println!(
@@ -640,17 +563,13 @@ mod tests {
     fn arb_tree() -> impl Strategy<Value = LabeledTree> {
         let leaf = proptest::collection::vec(any::<u8>(), 0..4).prop_map(LabeledTree::leaf);
         leaf.prop_recursive(3, 64, 6, |inner| {
-            proptest::collection::vec(("[a-e]{0,2}", inner), 0..6).prop_map(|children| {
-                LabeledTree::from_children(children.into_iter().map(|(l, t)| (l.into_bytes(), t)))
-            })
+            proptest::collection::vec(("[a-e]{0,2}", inner), 0..6)
+                .prop_map(|children| LabeledTree::from_children(children.into_iter().map(|(l, t)| (l.into_bytes(), t))))
         })
     }
 
     fn arb_paths() -> impl Strategy<Value = Vec<Vec<Vec<u8>>>> {
-        proptest::collection::vec(
-            proptest::collection::vec("[a-e]{0,2}".prop_map(String::into_bytes), 0..4),
-            0..5,
-        )
+        proptest::collection::vec(proptest::collection::vec("[a-e]{0,2}".prop_map(String::into_bytes), 0..4), 0..5)
     }
 
     /// Lookup in the full tree, by the builder's own structure.

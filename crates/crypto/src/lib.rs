@@ -33,16 +33,13 @@ pub mod query_sig;
 pub mod request_id;
 pub mod user_sig;
 
-pub use certificate::{
-    Certificate, CertificateDelegation, CertificateError, Scope, verify_certificate,
-};
+pub use certificate::{Certificate, CertificateDelegation, CertificateError, Scope, verify_certificate};
 pub use hash_tree::{HashTree, LookupResult};
 pub use labeled_tree::LabeledTree;
 pub use node_key::NodeSigningKey;
 pub use request_id::{Value, hash_of_map};
 pub use user_sig::{
-    AuthError, AuthOutcome, Delegation, EnvelopeAuth, SignedDelegation, SignedSenderInfo,
-    authenticate,
+    AuthError, AuthOutcome, Delegation, EnvelopeAuth, SignedDelegation, SignedSenderInfo, authenticate,
 };
 
 /// A SHA-256 digest: request ids, tree hashes, certified data.

@@ -10,9 +10,7 @@ use cairn_types::{NodeId, Principal};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 /// The 12-byte DER prefix of an Ed25519 public key (RFC 8410).
-pub const ED25519_DER_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+pub const ED25519_DER_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 /// Length of a DER-encoded Ed25519 public key.
 pub const ED25519_DER_LEN: usize = 44;
 
@@ -89,11 +87,8 @@ pub fn ed25519_der_decode(der: &[u8]) -> Result<[u8; 32], Ed25519Error> {
 /// every honest signer's signatures pass it.
 pub fn verify_ed25519(key: &[u8; 32], msg: &[u8], signature: &[u8]) -> Result<(), Ed25519Error> {
     let vk = VerifyingKey::from_bytes(key).map_err(|_| Ed25519Error::InvalidPublicKey)?;
-    let sig: &[u8; 64] = signature
-        .try_into()
-        .map_err(|_| Ed25519Error::SignatureLength(signature.len()))?;
-    vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
-        .map_err(|_| Ed25519Error::VerificationFailed)
+    let sig: &[u8; 64] = signature.try_into().map_err(|_| Ed25519Error::SignatureLength(signature.len()))?;
+    vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig)).map_err(|_| Ed25519Error::VerificationFailed)
 }
 
 /// Verifies an Ed25519 signature with a DER public key.
@@ -108,11 +103,10 @@ mod tests {
     #[test]
     fn rfc8032_test_vector_1() {
         // RFC 8032 §7.1 TEST 1 (empty message).
-        let seed: [u8; 32] =
-            hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
-                .unwrap()
-                .try_into()
-                .unwrap();
+        let seed: [u8; 32] = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let key = NodeSigningKey::from_seed(seed);
         assert_eq!(
             hex::encode(key.public_key_bytes()),
@@ -126,18 +120,9 @@ mod tests {
         let der = key.public_key_der();
         assert_eq!(hex::encode(&der[..12]), "302a300506032b6570032100");
         verify_ed25519_der(&der, b"", &sig).unwrap();
-        assert_eq!(
-            verify_ed25519_der(&der, b"x", &sig),
-            Err(Ed25519Error::VerificationFailed)
-        );
-        assert_eq!(
-            verify_ed25519_der(&der[1..], b"", &sig),
-            Err(Ed25519Error::MalformedDer)
-        );
-        assert_eq!(
-            verify_ed25519_der(&der, b"", &sig[..63]),
-            Err(Ed25519Error::SignatureLength(63))
-        );
+        assert_eq!(verify_ed25519_der(&der, b"x", &sig), Err(Ed25519Error::VerificationFailed));
+        assert_eq!(verify_ed25519_der(&der[1..], b"", &sig), Err(Ed25519Error::MalformedDer));
+        assert_eq!(verify_ed25519_der(&der, b"", &sig[..63]), Err(Ed25519Error::SignatureLength(63)));
         assert_eq!(key.node_id().get(), Principal::self_authenticating(&der));
         assert!(key.node_id().get().is_self_authenticating());
     }

@@ -34,25 +34,15 @@ pub enum QueryResponse<'a> {
 }
 
 /// `hash_of_map` of the response map described in the module docs.
-pub fn query_response_hash(
-    response: &QueryResponse<'_>,
-    timestamp: u64,
-    request_id: &MessageId,
-) -> Digest {
-    let mut fields: Vec<(&str, Value)> = vec![
-        ("timestamp", Value::Nat(timestamp)),
-        ("request_id", Value::blob(request_id.as_bytes())),
-    ];
+pub fn query_response_hash(response: &QueryResponse<'_>, timestamp: u64, request_id: &MessageId) -> Digest {
+    let mut fields: Vec<(&str, Value)> =
+        vec![("timestamp", Value::Nat(timestamp)), ("request_id", Value::blob(request_id.as_bytes()))];
     match response {
         QueryResponse::Replied { arg } => {
             fields.push(("status", Value::text("replied")));
             fields.push(("reply", Value::map([("arg", Value::blob(arg))])));
         }
-        QueryResponse::Rejected {
-            reject_code,
-            reject_message,
-            error_code,
-        } => {
+        QueryResponse::Rejected { reject_code, reject_message, error_code } => {
             fields.push(("status", Value::text("rejected")));
             fields.push(("reject_code", Value::Nat(*reject_code)));
             fields.push(("reject_message", Value::text(*reject_message)));
@@ -65,15 +55,8 @@ pub fn query_response_hash(
 }
 
 /// The exact bytes a node signs for a query response.
-pub fn query_response_message(
-    response: &QueryResponse<'_>,
-    timestamp: u64,
-    request_id: &MessageId,
-) -> Vec<u8> {
-    domain::with_separator(
-        domain::RESPONSE,
-        &query_response_hash(response, timestamp, request_id),
-    )
+pub fn query_response_message(response: &QueryResponse<'_>, timestamp: u64, request_id: &MessageId) -> Vec<u8> {
+    domain::with_separator(domain::RESPONSE, &query_response_hash(response, timestamp, request_id))
 }
 
 /// Signs a query response with the node's key (64-byte Ed25519 signature).
@@ -94,11 +77,7 @@ pub fn verify_query_response(
     request_id: &MessageId,
     signature: &[u8],
 ) -> Result<(), Ed25519Error> {
-    verify_ed25519_der(
-        node_key_der,
-        &query_response_message(response, timestamp, request_id),
-        signature,
-    )
+    verify_ed25519_der(node_key_der, &query_response_message(response, timestamp, request_id), signature)
 }
 
 #[cfg(test)]
@@ -110,34 +89,16 @@ mod tests {
         let key = NodeSigningKey::from_seed([3; 32]);
         let der = key.public_key_der();
         let rid = MessageId([9; 32]);
-        let replied = QueryResponse::Replied {
-            arg: b"DIDL\x00\x00",
-        };
+        let replied = QueryResponse::Replied { arg: b"DIDL\x00\x00" };
         let sig = sign_query_response(&key, &replied, 1_700_000_000_000_000_000, &rid);
         verify_query_response(&der, &replied, 1_700_000_000_000_000_000, &rid, &sig).unwrap();
         assert!(verify_query_response(&der, &replied, 1, &rid, &sig).is_err());
-        assert!(
-            verify_query_response(
-                &der,
-                &replied,
-                1_700_000_000_000_000_000,
-                &MessageId([8; 32]),
-                &sig
-            )
-            .is_err()
-        );
-        let rejected = QueryResponse::Rejected {
-            reject_code: 5,
-            reject_message: "trapped",
-            error_code: Some("IC0503"),
-        };
+        assert!(verify_query_response(&der, &replied, 1_700_000_000_000_000_000, &MessageId([8; 32]), &sig).is_err());
+        let rejected =
+            QueryResponse::Rejected { reject_code: 5, reject_message: "trapped", error_code: Some("IC0503") };
         let sig = sign_query_response(&key, &rejected, 7, &rid);
         verify_query_response(&der, &rejected, 7, &rid, &sig).unwrap();
-        let without_code = QueryResponse::Rejected {
-            reject_code: 5,
-            reject_message: "trapped",
-            error_code: None,
-        };
+        let without_code = QueryResponse::Rejected { reject_code: 5, reject_message: "trapped", error_code: None };
         assert!(verify_query_response(&der, &without_code, 7, &rid, &sig).is_err());
     }
 
@@ -152,10 +113,7 @@ mod tests {
             ("timestamp", Value::Nat(5)),
             ("request_id", Value::blob([1; 32])),
         ]));
-        assert_eq!(
-            query_response_hash(&QueryResponse::Replied { arg: b"x" }, 5, &rid),
-            expected
-        );
+        assert_eq!(query_response_hash(&QueryResponse::Replied { arg: b"x" }, 5, &rid), expected);
         let msg = query_response_message(&QueryResponse::Replied { arg: b"x" }, 5, &rid);
         assert_eq!(&msg[..12], b"\x0Bic-response");
         assert_eq!(&msg[12..], &expected);

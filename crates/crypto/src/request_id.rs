@@ -69,11 +69,7 @@ impl Value {
             Cbor::Text(t) => Value::Text(t.clone()),
             Cbor::Integer(i) => {
                 let i = i128::from(*i);
-                if i >= 0 {
-                    Value::Nat(i as u64)
-                } else {
-                    Value::Int(i)
-                }
+                if i >= 0 { Value::Nat(i as u64) } else { Value::Int(i) }
             }
             Cbor::Tag(crate::cbor::SELF_DESCRIBE_TAG, inner) => Value::from_cbor(inner)?,
             Cbor::Tag(2, inner) => match inner.as_ref() {
@@ -81,12 +77,7 @@ impl Value {
                 _ => return Err(ValueError::Unsupported("tag 2 without a byte string")),
             },
             Cbor::Tag(tag, _) => return Err(ValueError::UnsupportedTag(*tag)),
-            Cbor::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(Value::from_cbor)
-                    .collect::<Result<_, _>>()?,
-            ),
+            Cbor::Array(items) => Value::Array(items.iter().map(Value::from_cbor).collect::<Result<_, _>>()?),
             Cbor::Map(entries) => {
                 let mut out: Vec<(String, Value)> = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
@@ -267,10 +258,7 @@ mod tests {
             ("request_type", Value::text("call")),
             ("sender", Value::blob([0x04])),
             ("ingress_expiry", Value::Nat(1_685_570_400_000_000_000)),
-            (
-                "canister_id",
-                Value::blob(hex::decode("00000000000004D2").unwrap()),
-            ),
+            ("canister_id", Value::blob(hex::decode("00000000000004D2").unwrap())),
             ("method_name", Value::text("hello")),
             ("arg", Value::blob(b"DIDL\x00\xFD*")),
         ]);
@@ -287,20 +275,11 @@ mod tests {
         let cbor = Cbor::Tag(
             55799,
             Box::new(Cbor::Map(vec![
-                (
-                    Cbor::Text("arg".into()),
-                    Cbor::Bytes(b"DIDL\x00\xFD*".to_vec()),
-                ),
-                (
-                    Cbor::Text("ingress_expiry".into()),
-                    Cbor::Integer(1_685_570_400_000_000_000u64.into()),
-                ),
+                (Cbor::Text("arg".into()), Cbor::Bytes(b"DIDL\x00\xFD*".to_vec())),
+                (Cbor::Text("ingress_expiry".into()), Cbor::Integer(1_685_570_400_000_000_000u64.into())),
                 (Cbor::Text("method_name".into()), Cbor::Text("hello".into())),
                 (Cbor::Text("sender".into()), Cbor::Bytes(vec![4])),
-                (
-                    Cbor::Text("canister_id".into()),
-                    Cbor::Bytes(hex::decode("00000000000004D2").unwrap()),
-                ),
+                (Cbor::Text("canister_id".into()), Cbor::Bytes(hex::decode("00000000000004D2").unwrap())),
                 (Cbor::Text("request_type".into()), Cbor::Text("call".into())),
             ])),
         );
@@ -334,10 +313,7 @@ mod tests {
 
     #[test]
     fn big_nats_hash_like_small_ones_and_extend_beyond_u64() {
-        assert_eq!(
-            hash_value(&Value::BigNat(vec![0, 0, 0x09, 0x87, 0x65])),
-            hash_value(&Value::Nat(0x098765))
-        );
+        assert_eq!(hash_value(&Value::BigNat(vec![0, 0, 0x09, 0x87, 0x65])), hash_value(&Value::Nat(0x098765)));
         assert_eq!(leb128_big(&[]), vec![0]);
         // 2^64 = 0x1_0000_0000_0000_0000 → LEB128 80 80 80 80 80 80 80 80 80 02.
         assert_eq!(
@@ -350,19 +326,13 @@ mod tests {
     fn rejects_values_outside_the_model() {
         assert!(Value::from_cbor(&Cbor::Bool(true)).is_err());
         assert!(Value::from_cbor(&Cbor::Float(1.0)).is_err());
-        let dup = Cbor::Map(vec![
-            (Cbor::Text("a".into()), Cbor::Null),
-            (Cbor::Text("a".into()), Cbor::Null),
-        ]);
+        let dup = Cbor::Map(vec![(Cbor::Text("a".into()), Cbor::Null), (Cbor::Text("a".into()), Cbor::Null)]);
         assert!(Value::from_cbor(&dup).is_err());
         let dup = Cbor::Map(vec![
             (Cbor::Text("a".into()), Cbor::Integer(1.into())),
             (Cbor::Text("a".into()), Cbor::Integer(2.into())),
         ]);
-        assert_eq!(
-            Value::from_cbor(&dup),
-            Err(ValueError::DuplicateKey("a".into()))
-        );
+        assert_eq!(Value::from_cbor(&dup), Err(ValueError::DuplicateKey("a".into())));
         assert_eq!(request_id(&Value::Nat(1)), Err(ValueError::NotAMap));
     }
 

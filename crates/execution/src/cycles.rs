@@ -9,20 +9,13 @@ pub fn freezing_limit(costs: &CostSchedule, canister: &CanisterState) -> Cycles 
     let s = &canister.system_state;
     let memory = canister.memory_usage().max(s.settings.memory_allocation);
     costs
-        .freezing_limit(
-            memory,
-            s.settings.compute_allocation,
-            s.settings.freezing_threshold,
-        )
+        .freezing_limit(memory, s.settings.compute_allocation, s.settings.freezing_threshold)
         .saturating_sub(s.reserved_balance)
 }
 
 /// Cycles the canister can spend without dropping below its freezing limit.
 pub fn liquid_balance(costs: &CostSchedule, canister: &CanisterState) -> Cycles {
-    canister
-        .system_state
-        .cycles_balance
-        .saturating_sub(freezing_limit(costs, canister))
+    canister.system_state.cycles_balance.saturating_sub(freezing_limit(costs, canister))
 }
 
 /// Cycles burnt per day while idle, as `canister_status` reports.
@@ -41,12 +34,7 @@ pub fn execution_cost(costs: &CostSchedule, instructions: u64, wasm64: bool) -> 
 }
 
 /// The out-of-cycles error text, revealing the shortfall only to controllers.
-pub fn out_of_cycles_message(
-    canister: &CanisterState,
-    needed: Cycles,
-    liquid: Cycles,
-    reveal: bool,
-) -> String {
+pub fn out_of_cycles_message(canister: &CanisterState, needed: Cycles, liquid: Cycles, reveal: bool) -> String {
     let id = canister.id();
     if reveal {
         format!(

@@ -8,8 +8,8 @@ use cairn_state::{CanisterState, SystemMetadata};
 use cairn_types::fees::{MAX_QUERY_REPLY_SIZE, MAX_REPLY_SIZE};
 use cairn_types::{CanisterId, CostSchedule, Cycles, Time};
 use cairn_wasm::{
-    ApiEnvironment, ApiInputs, CanisterMemories, CommittedState, Context, ExecutionInput, FuncRef,
-    HypervisorError, Sandbox, SystemApi, WasmEngine,
+    ApiEnvironment, ApiInputs, CanisterMemories, CommittedState, Context, ExecutionInput, FuncRef, HypervisorError,
+    Sandbox, SystemApi, WasmEngine,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,14 +88,8 @@ impl ExecutionEnvironment {
     }
 
     /// The sandbox for a canister's installed module, created if missing or outdated.
-    pub(crate) fn sandbox(
-        &mut self,
-        canister: &CanisterState,
-    ) -> Result<&mut Sandbox, HypervisorError> {
-        let exec = canister
-            .execution_state
-            .as_ref()
-            .ok_or(HypervisorError::WasmModuleNotFound)?;
+    pub(crate) fn sandbox(&mut self, canister: &CanisterState) -> Result<&mut Sandbox, HypervisorError> {
+        let exec = canister.execution_state.as_ref().ok_or(HypervisorError::WasmModuleNotFound)?;
         let id = canister.id();
         self.use_counter += 1;
         let fresh = match self.sandboxes.get(&id) {
@@ -139,11 +133,7 @@ impl ExecutionEnvironment {
             costs,
             freezing_limit: cycles::freezing_limit(&costs, canister) + s.reserved_balance,
             reserved_balance: s.reserved_balance,
-            max_reply_size: if context.is_replicated() {
-                MAX_REPLY_SIZE
-            } else {
-                MAX_QUERY_REPLY_SIZE
-            },
+            max_reply_size: if context.is_replicated() { MAX_REPLY_SIZE } else { MAX_QUERY_REPLY_SIZE },
             global_timer: s.global_timer,
             call_context_instructions,
         }
@@ -158,11 +148,7 @@ impl ExecutionEnvironment {
         run: Run,
     ) -> RunOutcome {
         let env = Self::api_environment(meta, canister, run.context, run.call_context_instructions);
-        let stable = canister
-            .execution_state
-            .as_ref()
-            .map(|e| e.stable_memory.clone())
-            .unwrap_or_default();
+        let stable = canister.execution_state.as_ref().map(|e| e.stable_memory.clone()).unwrap_or_default();
         let api = SystemApi::new(run.context, run.inputs, env, balance, stable);
         let wasm_memory_limit = match run.context {
             Context::Update | Context::Init | Context::PostUpgrade => {
@@ -173,38 +159,16 @@ impl ExecutionEnvironment {
         let sandbox = match self.sandbox(canister) {
             Ok(sb) => sb,
             Err(e) => {
-                return RunOutcome {
-                    api,
-                    result: Err(e),
-                    instructions: 0,
-                    committed: None,
-                };
+                return RunOutcome { api, result: Err(e), instructions: 0, committed: None };
             }
         };
-        let exec = canister
-            .execution_state
-            .as_ref()
-            .expect("sandbox exists only with a module");
-        let memories = CanisterMemories {
-            wasm_memory: &exec.wasm_memory,
-            globals: &exec.exported_globals,
-        };
+        let exec = canister.execution_state.as_ref().expect("sandbox exists only with a module");
+        let memories = CanisterMemories { wasm_memory: &exec.wasm_memory, globals: &exec.exported_globals };
         let out = sandbox.execute(
             &memories,
-            ExecutionInput {
-                api,
-                func: run.func,
-                instruction_limit: run.limit,
-                wasm_memory_limit,
-                commit: run.commit,
-            },
+            ExecutionInput { api, func: run.func, instruction_limit: run.limit, wasm_memory_limit, commit: run.commit },
         );
-        RunOutcome {
-            api: out.api,
-            result: out.result,
-            instructions: out.instructions_used,
-            committed: out.committed,
-        }
+        RunOutcome { api: out.api, result: out.result, instructions: out.instructions_used, committed: out.committed }
     }
 }
 
@@ -218,22 +182,11 @@ pub(crate) fn apply_committed(canister: &mut CanisterState, committed: Committed
 }
 
 /// Appends log records of an execution, plus the trap record if it failed.
-pub(crate) fn append_logs(
-    canister: &mut CanisterState,
-    time: Time,
-    api: &SystemApi,
-    error: Option<&HypervisorError>,
-) {
+pub(crate) fn append_logs(canister: &mut CanisterState, time: Time, api: &SystemApi, error: Option<&HypervisorError>) {
     for line in &api.logs {
-        canister
-            .system_state
-            .log
-            .append(time.as_nanos(), line.clone());
+        canister.system_state.log.append(time.as_nanos(), line.clone());
     }
     if let Some(text) = error.and_then(|e| e.log_text()) {
-        canister
-            .system_state
-            .log
-            .append(time.as_nanos(), text.into_bytes());
+        canister.system_state.log.append(time.as_nanos(), text.into_bytes());
     }
 }

@@ -28,46 +28,29 @@ const CONTROLLER_ONLY: &[&str] = &[
 
 impl ExecutionEnvironment {
     /// Whether the subnet should accept this ingress message.
-    pub fn should_accept_ingress(
-        &mut self,
-        state: &ReplicatedState,
-        ingress: &Ingress,
-    ) -> Result<(), UserError> {
+    pub fn should_accept_ingress(&mut self, state: &ReplicatedState, ingress: &Ingress) -> Result<(), UserError> {
         if ingress.receiver.is_management() {
             return self.check_management_ingress(state, ingress);
         }
         let id = ingress.receiver;
-        let canister = state.canisters.get(&id).ok_or_else(|| {
-            UserError::new(
-                ErrorCode::CanisterNotFound,
-                format!("Canister {id} not found"),
-            )
-        })?;
+        let canister = state
+            .canisters
+            .get(&id)
+            .ok_or_else(|| UserError::new(ErrorCode::CanisterNotFound, format!("Canister {id} not found")))?;
         let exec = canister.execution_state.as_ref().ok_or_else(|| {
-            UserError::new(
-                ErrorCode::CanisterWasmModuleNotFound,
-                "Requested canister has no wasm module",
-            )
+            UserError::new(ErrorCode::CanisterWasmModuleNotFound, "Requested canister has no wasm module")
         })?;
         match canister.system_state.status {
             CanisterStatus::Running => {}
             CanisterStatus::Stopping { .. } => {
-                return Err(UserError::new(
-                    ErrorCode::CanisterStopping,
-                    format!("Canister {id} is stopping"),
-                ));
+                return Err(UserError::new(ErrorCode::CanisterStopping, format!("Canister {id} is stopping")));
             }
             CanisterStatus::Stopped => {
-                return Err(UserError::new(
-                    ErrorCode::CanisterStopped,
-                    format!("Canister {id} is stopped"),
-                ));
+                return Err(UserError::new(ErrorCode::CanisterStopped, format!("Canister {id} is stopped")));
             }
         }
         let costs = costs(&state.metadata);
-        let fee = costs.ingress_induction_cost(
-            (ingress.method_name.len() + ingress.method_payload.len()) as u64,
-        );
+        let fee = costs.ingress_induction_cost((ingress.method_name.len() + ingress.method_payload.len()) as u64);
         let liquid = cycles::liquid_balance(&costs, canister);
         if liquid < fee {
             let reveal = canister.system_state.is_controller(&ingress.source);
@@ -94,12 +77,7 @@ impl ExecutionEnvironment {
             commit: false,
             call_context_instructions: 0,
         };
-        let out = self.run(
-            &state.metadata,
-            canister,
-            canister.system_state.cycles_balance,
-            run,
-        );
+        let out = self.run(&state.metadata, canister, canister.system_state.cycles_balance, run);
         match out.result {
             Err(e) => Err(e.into_user_error(&id)),
             Ok(()) if out.api.message_accepted => Ok(()),
@@ -110,16 +88,9 @@ impl ExecutionEnvironment {
         }
     }
 
-    fn check_management_ingress(
-        &mut self,
-        state: &ReplicatedState,
-        ingress: &Ingress,
-    ) -> Result<(), UserError> {
+    fn check_management_ingress(&mut self, state: &ReplicatedState, ingress: &Ingress) -> Result<(), UserError> {
         let method = ingress.method_name.as_str();
-        if !management::is_ingress_method(
-            method,
-            state.metadata.subnet_admins.contains(&ingress.source),
-        ) {
+        if !management::is_ingress_method(method, state.metadata.subnet_admins.contains(&ingress.source)) {
             return Err(UserError::new(
                 ErrorCode::CanisterRejectedMessage,
                 format!("ic00 method {method} can not be called via ingress messages"),
@@ -128,16 +99,13 @@ impl ExecutionEnvironment {
         if method.starts_with("provisional_create") {
             return Ok(());
         }
-        let Some(target) = management::effective_canister_id(method, &ingress.method_payload)
-        else {
+        let Some(target) = management::effective_canister_id(method, &ingress.method_payload) else {
             return Ok(());
         };
-        let canister = state.canisters.get(&target).ok_or_else(|| {
-            UserError::new(
-                ErrorCode::CanisterNotFound,
-                format!("Canister {target} not found"),
-            )
-        })?;
+        let canister = state
+            .canisters
+            .get(&target)
+            .ok_or_else(|| UserError::new(ErrorCode::CanisterNotFound, format!("Canister {target} not found")))?;
         if CONTROLLER_ONLY.contains(&method) {
             check_controller(canister, &ingress.source)?;
         }
@@ -145,9 +113,7 @@ impl ExecutionEnvironment {
             return Ok(());
         }
         let costs = costs(&state.metadata);
-        let fee = costs.ingress_induction_cost(
-            (ingress.method_name.len() + ingress.method_payload.len()) as u64,
-        );
+        let fee = costs.ingress_induction_cost((ingress.method_name.len() + ingress.method_payload.len()) as u64);
         let liquid = cycles::liquid_balance(&costs, canister);
         if liquid < fee {
             let reveal = canister.system_state.is_controller(&ingress.source);

@@ -47,18 +47,12 @@ fn violation(msg: impl Into<String>) -> UserError {
 
 impl ExecutionEnvironment {
     /// Deploys code; on error the canister is unchanged apart from cycles for instructions used.
-    pub(crate) fn install(
-        &mut self,
-        state: &mut ReplicatedState,
-        req: InstallRequest,
-    ) -> Result<(), UserError> {
+    pub(crate) fn install(&mut self, state: &mut ReplicatedState, req: InstallRequest) -> Result<(), UserError> {
         let id = req.canister_id;
-        let mut canister = state.canisters.remove(&id).ok_or_else(|| {
-            UserError::new(
-                ErrorCode::CanisterNotFound,
-                format!("Canister {id} not found."),
-            )
-        })?;
+        let mut canister = state
+            .canisters
+            .remove(&id)
+            .ok_or_else(|| UserError::new(ErrorCode::CanisterNotFound, format!("Canister {id} not found.")))?;
         let result = self.install_on(state, &mut canister, req);
         state.canisters.insert(id, canister);
         result
@@ -75,20 +69,14 @@ impl ExecutionEnvironment {
         let costs = costs(meta);
         let now = meta.batch_time;
         let hash: [u8; 32] = Sha256::digest(&req.wasm).into();
-        let module = self
-            .engine
-            .compile(&req.wasm, hash)
-            .map_err(|e| e.into_user_error(&id))?;
+        let module = self.engine.compile(&req.wasm, hash).map_err(|e| e.into_user_error(&id))?;
         let wasm64 = module.memory64();
         let (mode, flags) = match req.mode {
             InstallModeArg::Install => (InstallMode::Install, UpgradeFlags::default()),
             InstallModeArg::Reinstall => (InstallMode::Reinstall, UpgradeFlags::default()),
             InstallModeArg::Upgrade(opts) => {
                 let opts = opts.unwrap_or_default();
-                let old_eop = canister
-                    .execution_state
-                    .as_ref()
-                    .is_some_and(|e| e.metadata.contains_key(EOP_SECTION));
+                let old_eop = canister.execution_state.as_ref().is_some_and(|e| e.metadata.contains_key(EOP_SECTION));
                 let new_eop = module.metadata().contains_key(EOP_SECTION);
                 let keep = match opts.wasm_memory_persistence {
                     Some(WasmMemoryPersistence::Keep) if !new_eop => {
@@ -107,10 +95,7 @@ impl ExecutionEnvironment {
                 };
                 (
                     InstallMode::Upgrade,
-                    UpgradeFlags {
-                        skip_pre_upgrade: opts.skip_pre_upgrade.unwrap_or(false),
-                        keep_memory: keep,
-                    },
+                    UpgradeFlags { skip_pre_upgrade: opts.skip_pre_upgrade.unwrap_or(false), keep_memory: keep },
                 )
             }
         };
@@ -142,10 +127,7 @@ impl ExecutionEnvironment {
         canister.system_state.cycles_balance -= prepay;
         let mut balance = canister.system_state.cycles_balance;
         let mut used = 0u64;
-        let fail = |canister: &mut CanisterState,
-                    meta: &mut cairn_state::SystemMetadata,
-                    used: u64,
-                    err: UserError| {
+        let fail = |canister: &mut CanisterState, meta: &mut cairn_state::SystemMetadata, used: u64, err: UserError| {
             let cost = execution_cost(&costs, used, wasm64).min(prepay);
             canister.system_state.cycles_balance += prepay - cost;
             canister.system_state.consumed_cycles.instructions += cost;
@@ -155,22 +137,14 @@ impl ExecutionEnvironment {
 
         // 1. pre_upgrade on the old code.
         let (mut heap, mut stable) = match &canister.execution_state {
-            Some(e) if mode == InstallMode::Upgrade => {
-                (e.wasm_memory.clone(), e.stable_memory.clone())
-            }
+            Some(e) if mode == InstallMode::Upgrade => (e.wasm_memory.clone(), e.stable_memory.clone()),
             _ => (Memory::default(), Memory::default()),
         };
         let run_pre = mode == InstallMode::Upgrade
             && !flags.skip_pre_upgrade
-            && canister
-                .execution_state
-                .as_ref()
-                .is_some_and(|e| e.exports.pre_upgrade);
+            && canister.execution_state.as_ref().is_some_and(|e| e.exports.pre_upgrade);
         if run_pre {
-            let inputs = ApiInputs {
-                caller: req.caller,
-                ..Default::default()
-            };
+            let inputs = ApiInputs { caller: req.caller, ..Default::default() };
             let run = Run {
                 context: Context::PreUpgrade,
                 inputs,
@@ -199,23 +173,13 @@ impl ExecutionEnvironment {
             for (offset, bytes) in &module.instrumented.data_segments {
                 page_map.write(*offset, bytes);
             }
-            Memory {
-                page_map,
-                size_wasm_pages: module.info.memory.map_or(0, |m| m.initial_pages),
-            }
+            Memory { page_map, size_wasm_pages: module.info.memory.map_or(0, |m| m.initial_pages) }
         };
         let mut new = canister.clone();
         new.execution_state = Some(ExecutionState {
-            wasm_binary: Arc::new(WasmBinary {
-                bytes: req.wasm,
-                hash,
-            }),
+            wasm_binary: Arc::new(WasmBinary { bytes: req.wasm, hash }),
             wasm_memory,
-            stable_memory: if mode == InstallMode::Upgrade {
-                stable
-            } else {
-                Memory::default()
-            },
+            stable_memory: if mode == InstallMode::Upgrade { stable } else { Memory::default() },
             exported_globals: module.initial_globals.clone(),
             exports: module.exported_methods(),
             metadata: module.metadata(),
@@ -236,24 +200,16 @@ impl ExecutionEnvironment {
         }
         let exports = module.exported_methods();
         match mode {
-            InstallMode::Upgrade if exports.post_upgrade => steps.push((
-                Context::PostUpgrade,
-                FuncRef::Export("canister_post_upgrade".into()),
-                req.arg,
-            )),
-            InstallMode::Install | InstallMode::Reinstall if exports.init => steps.push((
-                Context::Init,
-                FuncRef::Export("canister_init".into()),
-                req.arg,
-            )),
+            InstallMode::Upgrade if exports.post_upgrade => {
+                steps.push((Context::PostUpgrade, FuncRef::Export("canister_post_upgrade".into()), req.arg))
+            }
+            InstallMode::Install | InstallMode::Reinstall if exports.init => {
+                steps.push((Context::Init, FuncRef::Export("canister_init".into()), req.arg))
+            }
             _ => {}
         }
         for (context, func, arg) in steps {
-            let inputs = ApiInputs {
-                caller: req.caller,
-                arg,
-                ..Default::default()
-            };
+            let inputs = ApiInputs { caller: req.caller, arg, ..Default::default() };
             let run = Run {
                 context,
                 inputs,
@@ -298,10 +254,7 @@ impl ExecutionEnvironment {
             timestamp_nanos: now.as_nanos(),
             canister_version: s.canister_version,
             origin: req.origin,
-            details: ChangeDetails::CodeDeployment {
-                mode,
-                module_hash: hash,
-            },
+            details: ChangeDetails::CodeDeployment { mode, module_hash: hash },
         });
         *canister = new;
         Ok(())

@@ -7,14 +7,11 @@
 //! still pays for the instructions it used and leaves its log lines.
 
 use crate::cycles::{self, execution_cost, out_of_cycles_message};
-use crate::environment::{
-    ExecutionEnvironment, Run, RunOutcome, append_logs, apply_committed, costs,
-};
+use crate::environment::{ExecutionEnvironment, Run, RunOutcome, append_logs, apply_committed, costs};
 use cairn_state::canister_state::{CanisterStatus, LowMemoryHookStatus};
 use cairn_state::{CallOrigin, Callback, CanisterState, SystemMetadata, SystemTask};
 use cairn_types::messages::{
-    CallContextId, IngressState, MessageId, Payload, RejectContext, Request, Response, SenderInfo,
-    WasmResult,
+    CallContextId, IngressState, MessageId, Payload, RejectContext, Request, Response, SenderInfo, WasmResult,
 };
 use cairn_types::{CanisterId, Cycles, ErrorCode, Principal, RejectCode, Time, UserError};
 use cairn_wasm::{ApiInputs, ApiResponse, Context, FuncRef, HypervisorError, SystemApi};
@@ -47,22 +44,13 @@ pub(crate) fn reject_origin(
     outputs: &mut Vec<Output>,
 ) {
     match origin {
-        CallOrigin::Ingress { message_id, .. } => {
-            outputs.push(Output::Ingress(*message_id, IngressState::Failed(err)))
-        }
-        CallOrigin::Canister {
-            caller,
-            callback,
-            deadline,
-        } => outputs.push(Output::Response(Response {
+        CallOrigin::Ingress { message_id, .. } => outputs.push(Output::Ingress(*message_id, IngressState::Failed(err))),
+        CallOrigin::Canister { caller, callback, deadline } => outputs.push(Output::Response(Response {
             originator: *caller,
             respondent,
             originator_reply_callback: *callback,
             refund,
-            response_payload: Payload::Reject(RejectContext::new(
-                err.reject_code(),
-                err.to_string(),
-            )),
+            response_payload: Payload::Reject(RejectContext::new(err.reject_code(), err.to_string())),
             deadline: *deadline,
         })),
         CallOrigin::SystemTask => {}
@@ -83,21 +71,12 @@ fn answer_origin(
                 ApiResponse::Reply(data) => WasmResult::Reply(data),
                 ApiResponse::Reject(msg) => WasmResult::Reject(msg),
             };
-            outputs.push(Output::Ingress(
-                *message_id,
-                IngressState::Completed(result),
-            ));
+            outputs.push(Output::Ingress(*message_id, IngressState::Completed(result)));
         }
-        CallOrigin::Canister {
-            caller,
-            callback,
-            deadline,
-        } => {
+        CallOrigin::Canister { caller, callback, deadline } => {
             let payload = match answer {
                 ApiResponse::Reply(data) => Payload::Data(data),
-                ApiResponse::Reject(msg) => {
-                    Payload::Reject(RejectContext::new(RejectCode::CanisterReject, msg))
-                }
+                ApiResponse::Reject(msg) => Payload::Reject(RejectContext::new(RejectCode::CanisterReject, msg)),
             };
             outputs.push(Output::Response(Response {
                 originator: *caller,
@@ -141,14 +120,12 @@ impl ExecutionEnvironment {
         // Status and code checks.
         let status_error = match canister.system_state.status {
             CanisterStatus::Running => None,
-            CanisterStatus::Stopping { .. } => Some(UserError::new(
-                ErrorCode::CanisterStopping,
-                format!("Canister {id} is stopping"),
-            )),
-            CanisterStatus::Stopped => Some(UserError::new(
-                ErrorCode::CanisterStopped,
-                format!("Canister {id} is stopped"),
-            )),
+            CanisterStatus::Stopping { .. } => {
+                Some(UserError::new(ErrorCode::CanisterStopping, format!("Canister {id} is stopping")))
+            }
+            CanisterStatus::Stopped => {
+                Some(UserError::new(ErrorCode::CanisterStopped, format!("Canister {id} is stopped")))
+            }
         };
         if let Some(err) = status_error {
             reject_origin(&call.origin, id, err, call.cycles, outputs);
@@ -166,17 +143,9 @@ impl ExecutionEnvironment {
         };
         let wasm64 = exec.memory64;
         let (context, export, commit) = if exec.exports.updates.contains(&call.method) {
-            (
-                Context::Update,
-                format!("canister_update {}", call.method),
-                true,
-            )
+            (Context::Update, format!("canister_update {}", call.method), true)
         } else if exec.exports.queries.contains(&call.method) {
-            (
-                Context::ReplicatedQuery,
-                format!("canister_query {}", call.method),
-                false,
-            )
+            (Context::ReplicatedQuery, format!("canister_query {}", call.method), false)
         } else if exec.exports.composite_queries.contains(&call.method) {
             let err = UserError::new(
                 ErrorCode::CompositeQueryCalledInReplicatedMode,
@@ -185,20 +154,14 @@ impl ExecutionEnvironment {
             reject_origin(&call.origin, id, err, call.cycles, outputs);
             return 0;
         } else {
-            let err = HypervisorError::MethodNotFound {
-                kind: "update",
-                name: call.method.clone(),
-            }
-            .into_user_error(&id);
+            let err =
+                HypervisorError::MethodNotFound { kind: "update", name: call.method.clone() }.into_user_error(&id);
             reject_origin(&call.origin, id, err, call.cycles, outputs);
             return 0;
         };
         // Bounded-wait requests whose deadline passed are not started.
         if let CallOrigin::Canister { caller, .. } = &call.origin {
-            let min = canister
-                .system_state
-                .settings
-                .minimum_incoming_canister_call_cycles;
+            let min = canister.system_state.settings.minimum_incoming_canister_call_cycles;
             if *caller != id && call.cycles < min {
                 let err = UserError::new(
                     ErrorCode::InsufficientCyclesInCall,
@@ -216,10 +179,8 @@ impl ExecutionEnvironment {
         let liquid = cycles::liquid_balance(&costs, canister);
         if liquid < prepay {
             let reveal = canister.system_state.is_controller(&call.caller);
-            let err = UserError::new(
-                ErrorCode::CanisterOutOfCycles,
-                out_of_cycles_message(canister, prepay, liquid, reveal),
-            );
+            let err =
+                UserError::new(ErrorCode::CanisterOutOfCycles, out_of_cycles_message(canister, prepay, liquid, reveal));
             reject_origin(&call.origin, id, err, call.cycles, outputs);
             return 0;
         }
@@ -227,8 +188,7 @@ impl ExecutionEnvironment {
             let limit = canister.system_state.settings.wasm_memory_limit;
             let used = canister.wasm_memory_size();
             if limit > 0 && used > limit {
-                let err =
-                    HypervisorError::WasmMemoryLimitExceeded { used, limit }.into_user_error(&id);
+                let err = HypervisorError::WasmMemoryLimitExceeded { used, limit }.into_user_error(&id);
                 reject_origin(&call.origin, id, err, call.cycles, outputs);
                 return 0;
             }
@@ -236,11 +196,8 @@ impl ExecutionEnvironment {
         let time = meta.batch_time;
         canister.system_state.cycles_balance -= prepay;
         let deadline = origin_deadline(&call.origin);
-        let ctx_id = canister.system_state.call_context_manager.new_call_context(
-            call.origin.clone(),
-            call.cycles,
-            time,
-        );
+        let ctx_id =
+            canister.system_state.call_context_manager.new_call_context(call.origin.clone(), call.cycles, time);
         let inputs = ApiInputs {
             caller: call.caller,
             arg: call.arg,
@@ -249,14 +206,7 @@ impl ExecutionEnvironment {
             sender_info: call.sender_info,
             ..Default::default()
         };
-        let run = Run {
-            context,
-            inputs,
-            func: FuncRef::Export(export),
-            limit,
-            commit,
-            call_context_instructions: 0,
-        };
+        let run = Run { context, inputs, func: FuncRef::Export(export), limit, commit, call_context_instructions: 0 };
         let outcome = self.run(meta, canister, canister.system_state.cycles_balance, run);
         self.finish(meta, canister, ctx_id, outcome, prepay, wasm64, outputs)
     }
@@ -277,12 +227,7 @@ impl ExecutionEnvironment {
         let id = canister.id();
         let costs = costs(meta);
         let time = meta.batch_time;
-        let RunOutcome {
-            api,
-            result,
-            instructions,
-            committed,
-        } = outcome;
+        let RunOutcome { api, result, instructions, committed } = outcome;
         let cost = execution_cost(&costs, instructions, wasm64).min(prepaid);
         canister.system_state.consumed_cycles.instructions += cost;
         meta.consumed_cycles_total += cost;
@@ -349,9 +294,7 @@ impl ExecutionEnvironment {
         for call in api.performed_calls {
             s.consumed_cycles.request_and_response_transmission += call.transmission_fee;
             meta.consumed_cycles_total += call.transmission_fee;
-            let deadline = call
-                .timeout_seconds
-                .map(|t| time.saturating_add(std::time::Duration::from_secs(t as u64)));
+            let deadline = call.timeout_seconds.map(|t| time.saturating_add(std::time::Duration::from_secs(t as u64)));
             let callback = s.call_context_manager.register_callback(Callback {
                 call_context_id: ctx_id,
                 originator: id,
@@ -393,10 +336,8 @@ impl ExecutionEnvironment {
             outputs.push(Output::Ingress(*message_id, IngressState::Processing));
         }
         if let Some(ctx) = ccm.close_if_finished(ctx_id) {
-            let err = UserError::new(
-                ErrorCode::CanisterDidNotReply,
-                format!("Canister {id} did not reply to the call"),
-            );
+            let err =
+                UserError::new(ErrorCode::CanisterDidNotReply, format!("Canister {id} did not reply to the call"));
             reject_origin(&ctx.origin, id, err, ctx.available_cycles, outputs);
         }
     }
@@ -411,10 +352,8 @@ impl ExecutionEnvironment {
         outputs: &mut Vec<Output>,
     ) -> u64 {
         let costs = costs(meta);
-        let Some(callback) = canister
-            .system_state
-            .call_context_manager
-            .take_callback(response.originator_reply_callback)
+        let Some(callback) =
+            canister.system_state.call_context_manager.take_callback(response.originator_reply_callback)
         else {
             // A late response to an expired bounded-wait call: dropped, but its cycles are kept.
             canister.system_state.cycles_balance += response.refund;
@@ -422,10 +361,8 @@ impl ExecutionEnvironment {
         };
         let transmission = costs.xnet_transmission_cost(response.response_payload.size_bytes());
         let s = &mut canister.system_state;
-        s.cycles_balance += response.refund
-            + callback
-                .prepayment_for_response_transmission
-                .saturating_sub(transmission);
+        s.cycles_balance +=
+            response.refund + callback.prepayment_for_response_transmission.saturating_sub(transmission);
         s.consumed_cycles.request_and_response_transmission +=
             transmission.min(callback.prepayment_for_response_transmission);
         let ctx_id = callback.call_context_id;
@@ -441,12 +378,7 @@ impl ExecutionEnvironment {
         let wasm64 = exec.memory64;
         let (context, closure, arg, reject) = match response.response_payload {
             Payload::Data(data) => (Context::ReplyCallback, callback.on_reply, data, None),
-            Payload::Reject(r) => (
-                Context::RejectCallback,
-                callback.on_reject,
-                Vec::new(),
-                Some(r),
-            ),
+            Payload::Reject(r) => (Context::RejectCallback, callback.on_reject, Vec::new(), Some(r)),
         };
         let inputs = ApiInputs {
             caller: origin_caller(&ctx.origin),
@@ -471,20 +403,14 @@ impl ExecutionEnvironment {
         };
         let outcome = self.run(meta, canister, balance, run);
         let mut used = outcome.instructions;
-        if let Some(c) = canister
-            .system_state
-            .call_context_manager
-            .call_context_mut(ctx_id)
-        {
+        if let Some(c) = canister.system_state.call_context_manager.call_context_mut(ctx_id) {
             c.instructions_executed += used;
         }
         match (&outcome.result, callback.on_cleanup) {
             (Err(callback_error), Some(cleanup)) => {
                 // Run the cleanup on what is left of the prepaid budget, then report the callback's error.
                 let callback_error = callback_error.clone();
-                let RunOutcome {
-                    api, instructions, ..
-                } = outcome;
+                let RunOutcome { api, instructions, .. } = outcome;
                 append_logs(canister, meta.batch_time, &api, Some(&callback_error));
                 let inputs = ApiInputs {
                     caller: origin_caller(&ctx.origin),
@@ -507,18 +433,8 @@ impl ExecutionEnvironment {
                 let cost = execution_cost(&costs, used, wasm64).min(prepaid);
                 canister.system_state.consumed_cycles.instructions += cost;
                 meta.consumed_cycles_total += cost;
-                let RunOutcome {
-                    api: cleanup_api,
-                    result: cleanup_result,
-                    committed,
-                    ..
-                } = cleanup_outcome;
-                append_logs(
-                    canister,
-                    meta.batch_time,
-                    &cleanup_api,
-                    cleanup_result.as_ref().err(),
-                );
+                let RunOutcome { api: cleanup_api, result: cleanup_result, committed, .. } = cleanup_outcome;
+                append_logs(canister, meta.batch_time, &cleanup_api, cleanup_result.as_ref().err());
                 if cleanup_result.is_ok() {
                     canister.system_state.cycles_balance = cleanup_api.balance;
                     if let Some(c) = committed {
@@ -537,10 +453,7 @@ impl ExecutionEnvironment {
                         let b = cleanup_error.into_user_error(&id);
                         UserError::new(
                             a.code,
-                            format!(
-                                "{}\n\ncall_on_cleanup also failed:\n\n{}",
-                                a.description, b.description
-                            ),
+                            format!("{}\n\ncall_on_cleanup also failed:\n\n{}", a.description, b.description),
                         )
                     }
                 };
@@ -589,21 +502,11 @@ impl ExecutionEnvironment {
             return 0;
         }
         let (context, export, exported) = match task {
-            SystemTask::Heartbeat => (
-                Context::Heartbeat,
-                "canister_heartbeat",
-                exec.exports.heartbeat,
-            ),
-            SystemTask::GlobalTimer => (
-                Context::GlobalTimer,
-                "canister_global_timer",
-                exec.exports.global_timer,
-            ),
-            SystemTask::OnLowWasmMemory => (
-                Context::OnLowWasmMemory,
-                "canister_on_low_wasm_memory",
-                exec.exports.on_low_wasm_memory,
-            ),
+            SystemTask::Heartbeat => (Context::Heartbeat, "canister_heartbeat", exec.exports.heartbeat),
+            SystemTask::GlobalTimer => (Context::GlobalTimer, "canister_global_timer", exec.exports.global_timer),
+            SystemTask::OnLowWasmMemory => {
+                (Context::OnLowWasmMemory, "canister_on_low_wasm_memory", exec.exports.on_low_wasm_memory)
+            }
         };
         if !exported {
             return 0;
@@ -620,9 +523,7 @@ impl ExecutionEnvironment {
         match task {
             // The timer is deactivated when it fires; the handler may set it again.
             SystemTask::GlobalTimer => canister.system_state.global_timer = None,
-            SystemTask::OnLowWasmMemory => {
-                canister.system_state.low_memory_hook = LowMemoryHookStatus::Executed
-            }
+            SystemTask::OnLowWasmMemory => canister.system_state.low_memory_hook = LowMemoryHookStatus::Executed,
             SystemTask::Heartbeat => {}
         }
         canister.system_state.cycles_balance -= prepay;
@@ -631,11 +532,7 @@ impl ExecutionEnvironment {
             Cycles::ZERO,
             meta.batch_time,
         );
-        let inputs = ApiInputs {
-            caller: Principal::MANAGEMENT,
-            responded: true,
-            ..Default::default()
-        };
+        let inputs = ApiInputs { caller: Principal::MANAGEMENT, responded: true, ..Default::default() };
         let run = Run {
             context,
             inputs,
@@ -659,10 +556,7 @@ pub(crate) fn deadline_expired_response(
         respondent: callback.respondent,
         originator_reply_callback: callback_id,
         refund: Cycles::ZERO,
-        response_payload: Payload::Reject(RejectContext::new(
-            RejectCode::SysUnknown,
-            "Call deadline has expired.",
-        )),
+        response_payload: Payload::Reject(RejectContext::new(RejectCode::SysUnknown, "Call deadline has expired.")),
         deadline: callback.deadline,
     }
 }

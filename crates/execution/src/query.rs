@@ -40,12 +40,11 @@ impl Graph<'_> {
         if let Some(c) = self.local.get(id) {
             return Ok(c.clone());
         }
-        self.state.canisters.get(id).cloned().ok_or_else(|| {
-            UserError::new(
-                ErrorCode::CanisterNotFound,
-                format!("Canister {id} not found"),
-            )
-        })
+        self.state
+            .canisters
+            .get(id)
+            .cloned()
+            .ok_or_else(|| UserError::new(ErrorCode::CanisterNotFound, format!("Canister {id} not found")))
     }
 
     fn charge(&mut self, used: u64) -> Result<(), UserError> {
@@ -96,11 +95,7 @@ impl ExecutionEnvironment {
         )
     }
 
-    fn management_query(
-        &mut self,
-        state: &ReplicatedState,
-        query: &Query,
-    ) -> Result<WasmResult, UserError> {
+    fn management_query(&mut self, state: &ReplicatedState, query: &Query) -> Result<WasmResult, UserError> {
         let bytes = match query.method_name.as_str() {
             "canister_status" => {
                 let args = Decode!(&query.method_payload, CanisterIdRecord).map_err(|e| {
@@ -111,9 +106,7 @@ impl ExecutionEnvironment {
                 })?;
                 Self::canister_status(state, &args.canister_id, &query.source)?
             }
-            "fetch_canister_logs" => {
-                Self::fetch_canister_logs(state, &query.method_payload, &query.source)?
-            }
+            "fetch_canister_logs" => Self::fetch_canister_logs(state, &query.method_payload, &query.source)?,
             "list_canisters" => Self::list_canisters(state, &query.source)?,
             m => {
                 return Err(UserError::new(
@@ -126,11 +119,7 @@ impl ExecutionEnvironment {
     }
 
     /// Checks that a canister can answer queries now.
-    fn query_preconditions(
-        &self,
-        state: &ReplicatedState,
-        canister: &CanisterState,
-    ) -> Result<(), UserError> {
+    fn query_preconditions(&self, state: &ReplicatedState, canister: &CanisterState) -> Result<(), UserError> {
         let id = canister.id();
         if canister.execution_state.is_none() {
             return Err(HypervisorError::WasmModuleNotFound.into_user_error(&id));
@@ -138,16 +127,10 @@ impl ExecutionEnvironment {
         match canister.system_state.status {
             CanisterStatus::Running => {}
             CanisterStatus::Stopping { .. } => {
-                return Err(UserError::new(
-                    ErrorCode::CanisterStopping,
-                    format!("Canister {id} is stopping"),
-                ));
+                return Err(UserError::new(ErrorCode::CanisterStopping, format!("Canister {id} is stopping")));
             }
             CanisterStatus::Stopped => {
-                return Err(UserError::new(
-                    ErrorCode::CanisterStopped,
-                    format!("Canister {id} is stopped"),
-                ));
+                return Err(UserError::new(ErrorCode::CanisterStopped, format!("Canister {id} is stopped")));
             }
         }
         let costs = costs(&state.metadata);
@@ -189,31 +172,16 @@ impl ExecutionEnvironment {
         self.query_preconditions(graph.state, &canister)?;
         let exec = canister.execution_state.as_ref().expect("checked");
         let (context, export) = if exec.exports.queries.contains(method) {
-            (
-                Context::NonReplicatedQuery,
-                format!("canister_query {method}"),
-            )
+            (Context::NonReplicatedQuery, format!("canister_query {method}"))
         } else if exec.exports.composite_queries.contains(method) {
-            (
-                Context::CompositeQuery,
-                format!("canister_composite_query {method}"),
-            )
+            (Context::CompositeQuery, format!("canister_composite_query {method}"))
         } else {
-            return Err(HypervisorError::MethodNotFound {
-                kind: "query",
-                name: method.to_string(),
-            }
-            .into_user_error(&id));
+            return Err(
+                HypervisorError::MethodNotFound { kind: "query", name: method.to_string() }.into_user_error(&id)
+            );
         };
-        let limit = graph
-            .instructions_left
-            .min(self.config.max_instructions_per_query);
-        let inputs = ApiInputs {
-            caller,
-            arg,
-            data_certificate,
-            ..Default::default()
-        };
+        let limit = graph.instructions_left.min(self.config.max_instructions_per_query);
+        let inputs = ApiInputs { caller, arg, data_certificate, ..Default::default() };
         let composite = context == Context::CompositeQuery;
         let run = Run {
             context,
@@ -260,9 +228,7 @@ impl ExecutionEnvironment {
                     )
                 };
                 let (ctx, closure, arg, reject) = match callee_result {
-                    Ok(WasmResult::Reply(d)) => {
-                        (Context::CompositeReplyCallback, call.on_reply, d, None)
-                    }
+                    Ok(WasmResult::Reply(d)) => (Context::CompositeReplyCallback, call.on_reply, d, None),
                     Ok(WasmResult::Reject(m)) => (
                         Context::CompositeRejectCallback,
                         call.on_reject,
@@ -284,9 +250,7 @@ impl ExecutionEnvironment {
                     responded: response.is_some(),
                     ..Default::default()
                 };
-                let limit = graph
-                    .instructions_left
-                    .min(self.config.max_instructions_per_query);
+                let limit = graph.instructions_left.min(self.config.max_instructions_per_query);
                 let run = Run {
                     context: ctx,
                     inputs,
@@ -309,12 +273,7 @@ impl ExecutionEnvironment {
                     }
                     Err(e) => {
                         if let Some(cleanup) = call.on_cleanup {
-                            let inputs = ApiInputs {
-                                caller,
-                                reject,
-                                responded: true,
-                                ..Default::default()
-                            };
+                            let inputs = ApiInputs { caller, reject, responded: true, ..Default::default() };
                             let run = Run {
                                 context: Context::CompositeCleanup,
                                 inputs,
@@ -345,8 +304,5 @@ impl ExecutionEnvironment {
 }
 
 fn did_not_respond(id: &CanisterId) -> UserError {
-    UserError::new(
-        ErrorCode::CanisterDidNotReply,
-        format!("Canister {id} did not produce a response"),
-    )
+    UserError::new(ErrorCode::CanisterDidNotReply, format!("Canister {id} did not produce a response"))
 }

@@ -13,9 +13,7 @@ use crate::management::ManagementCall;
 use crate::messages::{CallInput, Output, deadline_expired_response};
 use cairn_state::canister_state::{CanisterStatus, ChangeOrigin, LowMemoryHookStatus};
 use cairn_state::{CallOrigin, CanisterInput, ReplicatedState, SystemTask};
-use cairn_types::messages::{
-    Ingress, IngressState, IngressStatus, Payload, RejectContext, Response,
-};
+use cairn_types::messages::{Ingress, IngressState, IngressStatus, Payload, RejectContext, Response};
 use cairn_types::{CanisterId, Cycles, ErrorCode, Height, RejectCode, Time, UserError};
 
 /// Everything consensus decided for one round.
@@ -50,8 +48,7 @@ pub(crate) fn route_outputs(state: &mut ReplicatedState, outputs: Vec<Output>) {
                     state.subnet_queues.push_request(req).ok();
                     continue;
                 }
-                let local = state.metadata.routing_table.route(&req.receiver)
-                    == Some(state.metadata.own_subnet_id);
+                let local = state.metadata.routing_table.route(&req.receiver) == Some(state.metadata.own_subnet_id);
                 let error = match state.canisters.get_mut(&req.receiver) {
                     Some(c) => match c.system_state.queues.push_request(req.clone()) {
                         Ok(()) => None,
@@ -87,14 +84,7 @@ pub(crate) fn route_outputs(state: &mut ReplicatedState, outputs: Vec<Output>) {
             Output::Ingress(id, new_state) => {
                 if let Some(status) = state.metadata.ingress_history.get(&id).cloned() {
                     let terminal = new_state.is_terminal();
-                    state.metadata.ingress_history.set(
-                        id,
-                        IngressStatus {
-                            state: new_state,
-                            time,
-                            ..status
-                        },
-                    );
+                    state.metadata.ingress_history.set(id, IngressStatus { state: new_state, time, ..status });
                     if terminal {
                         state.metadata.update_transactions_total += 1;
                     }
@@ -120,26 +110,15 @@ impl ExecutionEnvironment {
 
         let mut budget = self.config.max_instructions_per_round as i128;
         let ids: Vec<CanisterId> = state.canisters.keys().copied().collect();
-        let rotation = if ids.is_empty() {
-            0
-        } else {
-            (batch.height.0 % ids.len() as u64) as usize
-        };
-        let order: Vec<CanisterId> = ids[rotation..]
-            .iter()
-            .chain(ids[..rotation].iter())
-            .copied()
-            .collect();
+        let rotation = if ids.is_empty() { 0 } else { (batch.height.0 % ids.len() as u64) as usize };
+        let order: Vec<CanisterId> = ids[rotation..].iter().chain(ids[..rotation].iter()).copied().collect();
         loop {
             let mut progress = false;
             while let Some(input) = state.subnet_queues.pop_input() {
                 let mut outputs = Vec::new();
                 let call = match input {
                     CanisterInput::Ingress(i) => ManagementCall {
-                        origin: CallOrigin::Ingress {
-                            user: i.source,
-                            message_id: i.message_id,
-                        },
+                        origin: CallOrigin::Ingress { user: i.source, message_id: i.message_id },
                         caller: i.source,
                         method: i.method_name,
                         arg: i.method_payload,
@@ -175,22 +154,14 @@ impl ExecutionEnvironment {
                         match input {
                             CanisterInput::Ingress(i) => {
                                 let call = CallInput {
-                                    origin: CallOrigin::Ingress {
-                                        user: i.source,
-                                        message_id: i.message_id,
-                                    },
+                                    origin: CallOrigin::Ingress { user: i.source, message_id: i.message_id },
                                     caller: i.source,
                                     method: i.method_name,
                                     arg: i.method_payload,
                                     cycles: Cycles::ZERO,
                                     sender_info: i.sender_info,
                                 };
-                                self.execute_call(
-                                    &mut state.metadata,
-                                    &mut canister,
-                                    call,
-                                    &mut outputs,
-                                )
+                                self.execute_call(&mut state.metadata, &mut canister, call, &mut outputs)
                             }
                             CanisterInput::Request(r) => {
                                 let call = CallInput {
@@ -205,19 +176,11 @@ impl ExecutionEnvironment {
                                     cycles: r.payment,
                                     sender_info: None,
                                 };
-                                self.execute_call(
-                                    &mut state.metadata,
-                                    &mut canister,
-                                    call,
-                                    &mut outputs,
-                                )
+                                self.execute_call(&mut state.metadata, &mut canister, call, &mut outputs)
                             }
-                            CanisterInput::Response(r) => self.execute_response(
-                                &mut state.metadata,
-                                &mut canister,
-                                r,
-                                &mut outputs,
-                            ),
+                            CanisterInput::Response(r) => {
+                                self.execute_response(&mut state.metadata, &mut canister, r, &mut outputs)
+                            }
                         }
                     } else {
                         state.canisters.insert(*id, canister);
@@ -268,42 +231,26 @@ impl ExecutionEnvironment {
                 ErrorCode::IngressHistoryFull,
                 format!("Maximum queue capacity {MAX_INGRESS_HISTORY} reached"),
             );
-            state
-                .metadata
-                .ingress_history
-                .set(ingress.message_id, status(IngressState::Failed(err)));
+            state.metadata.ingress_history.set(ingress.message_id, status(IngressState::Failed(err)));
             return false;
         }
         let costs = costs(&state.metadata);
         let bytes = (ingress.method_name.len() + ingress.method_payload.len()) as u64;
         let fee = costs.ingress_induction_cost(bytes);
         let (payer, free) = if ingress.receiver.is_management() {
-            (
-                ingress.effective_canister_id,
-                ingress.method_name.starts_with("provisional_"),
-            )
+            (ingress.effective_canister_id, ingress.method_name.starts_with("provisional_"))
         } else {
             (ingress.receiver, false)
         };
         let error = match state.canisters.get_mut(&payer) {
             None if free => None,
-            None => Some(UserError::new(
-                ErrorCode::CanisterNotFound,
-                format!("Canister {payer} not found"),
-            )),
-            Some(c)
-                if !ingress.receiver.is_management()
-                    && c.system_state.status != CanisterStatus::Running =>
-            {
+            None => Some(UserError::new(ErrorCode::CanisterNotFound, format!("Canister {payer} not found"))),
+            Some(c) if !ingress.receiver.is_management() && c.system_state.status != CanisterStatus::Running => {
                 Some(match c.system_state.status {
-                    CanisterStatus::Stopped => UserError::new(
-                        ErrorCode::CanisterStopped,
-                        format!("Canister {payer} is stopped"),
-                    ),
-                    _ => UserError::new(
-                        ErrorCode::CanisterStopping,
-                        format!("Canister {payer} is stopping"),
-                    ),
+                    CanisterStatus::Stopped => {
+                        UserError::new(ErrorCode::CanisterStopped, format!("Canister {payer} is stopped"))
+                    }
+                    _ => UserError::new(ErrorCode::CanisterStopping, format!("Canister {payer} is stopping")),
                 })
             }
             Some(_) if free => None,
@@ -325,16 +272,10 @@ impl ExecutionEnvironment {
         };
         let id = ingress.message_id;
         if let Some(err) = error {
-            state
-                .metadata
-                .ingress_history
-                .set(id, status(IngressState::Failed(err)));
+            state.metadata.ingress_history.set(id, status(IngressState::Failed(err)));
             return false;
         }
-        state
-            .metadata
-            .ingress_history
-            .set(id, status(IngressState::Received));
+        state.metadata.ingress_history.set(id, status(IngressState::Received));
         if ingress.receiver.is_management() {
             state.subnet_queues.push_ingress(ingress);
         } else if let Some(c) = state.canisters.get_mut(&ingress.receiver) {
@@ -422,10 +363,7 @@ impl ExecutionEnvironment {
             .map(|i| {
                 let err = UserError::new(
                     ErrorCode::IngressMessageTimeout,
-                    format!(
-                        "Ingress message {} timed out waiting to start executing.",
-                        i.message_id
-                    ),
+                    format!("Ingress message {} timed out waiting to start executing.", i.message_id),
                 );
                 Output::Ingress(i.message_id, IngressState::Failed(err))
             })
@@ -467,12 +405,7 @@ impl ExecutionEnvironment {
             if let Some(canister) = state.canisters.get_mut(&id)
                 && canister.execution_state.is_some()
             {
-                self.uninstall(
-                    canister,
-                    now,
-                    ChangeOrigin::FromUser(cairn_types::Principal::MANAGEMENT),
-                    &mut outputs,
-                );
+                self.uninstall(canister, now, ChangeOrigin::FromUser(cairn_types::Principal::MANAGEMENT), &mut outputs);
             }
             route_outputs(state, outputs);
         }

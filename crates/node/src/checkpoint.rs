@@ -5,8 +5,8 @@
 //! to a temporary file, synced, and renamed into place, so a crash leaves
 //! either the previous checkpoint or the new one, never a torn file.
 
-use cairn_state::page_map::Memory;
 use cairn_state::ReplicatedState;
+use cairn_state::page_map::Memory;
 use cairn_types::{CanisterId, Height};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -116,11 +116,14 @@ impl Checkpoints {
         let data = CheckpointRef { format: FORMAT, height, block_hash, state, memories, snapshot_memories };
         let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         let mut w = HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hash: Sha256::new() };
-        postcard::to_io(&data, &mut w).map_err(|e| CheckpointError::Corrupt { path: tmp.display().to_string(), reason: e.to_string() })?;
+        postcard::to_io(&data, &mut w)
+            .map_err(|e| CheckpointError::Corrupt { path: tmp.display().to_string(), reason: e.to_string() })?;
         let digest: [u8; 32] = w.hash.finalize().into();
         let mut inner = w.inner;
         inner.write_all(&digest).map_err(io(&tmp))?;
-        let file = inner.into_inner().map_err(|e| CheckpointError::Io { path: tmp.display().to_string(), source: e.into_error() })?;
+        let file = inner
+            .into_inner()
+            .map_err(|e| CheckpointError::Io { path: tmp.display().to_string(), source: e.into_error() })?;
         file.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
@@ -145,12 +148,17 @@ impl Checkpoints {
         }
         let mut state = data.state;
         for (id, heap, stable) in data.memories {
-            let exec = state.canisters.get_mut(&id).and_then(|c| c.execution_state.as_mut()).ok_or_else(|| corrupt(format!("memories of unknown canister {id}")))?;
+            let exec = state
+                .canisters
+                .get_mut(&id)
+                .and_then(|c| c.execution_state.as_mut())
+                .ok_or_else(|| corrupt(format!("memories of unknown canister {id}")))?;
             exec.wasm_memory = heap;
             exec.stable_memory = stable;
         }
         for (id, heap, stable) in data.snapshot_memories {
-            let snapshot = state.snapshots.get_mut(&id).ok_or_else(|| corrupt("memories of unknown snapshot".into()))?;
+            let snapshot =
+                state.snapshots.get_mut(&id).ok_or_else(|| corrupt("memories of unknown snapshot".into()))?;
             snapshot.wasm_memory = heap;
             snapshot.stable_memory = stable;
         }

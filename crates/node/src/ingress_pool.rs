@@ -4,8 +4,8 @@
 //! any node. The pool deduplicates by message id, bounds its size, and hands
 //! out block payloads in arrival order.
 
-use cairn_types::messages::{Ingress, MessageId};
 use cairn_types::Time;
+use cairn_types::messages::{Ingress, MessageId};
 use std::collections::{HashMap, VecDeque};
 
 /// Limits of the pool.

@@ -117,7 +117,12 @@ pub struct Node {
 }
 
 fn genesis_state(registry: &Registry, subnet: &cairn_registry::SubnetRecord) -> ReplicatedState {
-    let mut meta = SystemMetadata::single_subnet(subnet.subnet_id, subnet.subnet_type, subnet.cost_subnet_size, registry.root_key_der().to_vec());
+    let mut meta = SystemMetadata::single_subnet(
+        subnet.subnet_id,
+        subnet.subnet_type,
+        subnet.cost_subnet_size,
+        registry.root_key_der().to_vec(),
+    );
     meta.routing_table = registry.routing_table.clone();
     meta.registry_version = registry.version;
     meta.subnet_admins = subnet.admins.clone();
@@ -147,7 +152,12 @@ impl Node {
             public_key_der: subnet.public_key_der.clone(),
             subnet_type: subnet.subnet_type,
             canister_ranges: registry.routing_table.ranges_of(&subnet.subnet_id),
-            nodes: subnet.members.iter().filter_map(|n| registry.nodes.get(n)).map(|r| (r.node_id, r.signing_key_der.clone())).collect(),
+            nodes: subnet
+                .members
+                .iter()
+                .filter_map(|n| registry.nodes.get(n))
+                .map(|r| (r.node_id, r.signing_key_der.clone()))
+                .collect(),
         };
         let (certified_tx, _) = tokio::sync::watch::channel(Height(0));
         let shared = Arc::new(Shared {
@@ -178,14 +188,12 @@ impl Node {
             metrics: metrics.clone(),
         };
         // Recovery executes Wasm, so it runs on an execution thread too.
-        let replica_thread = cairn_wasm::spawn_execution_thread("replica".into(), move || {
-            match replica.recover() {
-                Ok(()) => replica.run(),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    replica.shared.shutdown.store(true, Ordering::Release);
-                    replica.shared.certified_tx.send_replace(Height(u64::MAX));
-                }
+        let replica_thread = cairn_wasm::spawn_execution_thread("replica".into(), move || match replica.recover() {
+            Ok(()) => replica.run(),
+            Err(e) => {
+                tracing::error!("{e}");
+                replica.shared.shutdown.store(true, Ordering::Release);
+                replica.shared.certified_tx.send_replace(Height(u64::MAX));
             }
         })?;
         // Wait until the restored state is certified (or recovery failed).

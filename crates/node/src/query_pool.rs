@@ -6,8 +6,8 @@
 
 use cairn_execution::{ExecutionConfig, ExecutionEnvironment, Query};
 use cairn_state_manager::CertifiedState;
-use cairn_types::messages::{Ingress, WasmResult};
 use cairn_types::UserError;
+use cairn_types::messages::{Ingress, WasmResult};
 use cairn_wasm::WasmEngine;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -33,7 +33,8 @@ pub(crate) fn start(
             for job in rx {
                 match job {
                     Job::Query { query, state, reply } => {
-                        let certificate = (!query.receiver.is_management()).then(|| state.data_certificate(&query.receiver));
+                        let certificate =
+                            (!query.receiver.is_management()).then(|| state.data_certificate(&query.receiver));
                         let _ = reply.send(env.execute_query(&state.state, query, certificate));
                     }
                     Job::Inspect { ingress, state, reply } => {

@@ -133,7 +133,13 @@ impl Replica {
     /// Makes, logs, executes and certifies one block.
     fn step(&mut self, time: Time, ingress: Vec<cairn_types::messages::Ingress>) -> Result<(), NodeError> {
         let height = self.state.metadata.height.increment();
-        let block = Block { height, parent_hash: self.last_block_hash, time, randomness: self.certifier.random_tape(height)?, ingress };
+        let block = Block {
+            height,
+            parent_hash: self.last_block_hash,
+            time,
+            randomness: self.certifier.random_tape(height)?,
+            ingress,
+        };
         self.store.append(&block)?;
         self.metrics.block_height.set(height.0 as i64);
         self.execute(&block);
@@ -149,7 +155,12 @@ impl Replica {
     }
 
     fn execute(&mut self, block: &Block) {
-        let batch = Batch { height: block.height, time: block.time, randomness: block.randomness, ingress: block.ingress.clone() };
+        let batch = Batch {
+            height: block.height,
+            time: block.time,
+            randomness: block.randomness,
+            ingress: block.ingress.clone(),
+        };
         let stats = self.env.execute_round(&mut self.state, batch);
         self.last_block_hash = block.hash();
         self.metrics.blocks_total.inc();

@@ -83,7 +83,13 @@ mod tests {
     use cairn_types::Time;
 
     fn block(h: u64) -> Block {
-        Block { height: Height(h), parent_hash: [0; 32], time: Time::from_secs(h), randomness: [1; 32], ingress: vec![] }
+        Block {
+            height: Height(h),
+            parent_hash: [0; 32],
+            time: Time::from_secs(h),
+            randomness: [1; 32],
+            ingress: vec![],
+        }
     }
 
     #[test]

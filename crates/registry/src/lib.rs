@@ -111,7 +111,8 @@ impl NodeSecrets {
 
     /// The node's threshold key share.
     pub fn threshold_key(&self) -> Result<bls::SecretKey, RegistryError> {
-        let bytes: [u8; 32] = self.threshold_share.as_slice().try_into().map_err(|_| RegistryError::Corrupt("share".into()))?;
+        let bytes: [u8; 32] =
+            self.threshold_share.as_slice().try_into().map_err(|_| RegistryError::Corrupt("share".into()))?;
         bls::SecretKey::from_bytes(&bytes).map_err(|e| RegistryError::Corrupt(format!("threshold share: {e}")))
     }
 }
@@ -153,7 +154,8 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
     let threshold = n - f;
     let mut dealer_seed = [0u8; 32];
     rng.fill_bytes(&mut dealer_seed);
-    let (coefficients, shares) = bls::generate_threshold_keys(dealer_seed, threshold, n).expect("valid threshold parameters");
+    let (coefficients, shares) =
+        bls::generate_threshold_keys(dealer_seed, threshold, n).expect("valid threshold parameters");
     let public_key_der = coefficients.group_public_key().to_der().to_vec();
     let subnet_id = SubnetId(Principal::self_authenticating(&public_key_der));
     let mut nodes = BTreeMap::new();
@@ -172,7 +174,12 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
         };
         nodes.insert(node_id, record);
         members.push(node_id);
-        secrets.push(NodeSecrets { node_id, signing_seed: signing_seed.to_vec(), threshold_share: share.to_bytes().to_vec(), threshold_index: i });
+        secrets.push(NodeSecrets {
+            node_id,
+            signing_seed: signing_seed.to_vec(),
+            threshold_share: share.to_bytes().to_vec(),
+            threshold_index: i,
+        });
     }
     let mut routing_table = RoutingTable::new();
     routing_table
@@ -221,7 +228,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> 
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RegistryError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Parse { path: path.display().to_string(), message: e.to_string() })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::Parse { path: path.display().to_string(), message: e.to_string() })
 }
 
 impl Registry {

@@ -80,15 +80,8 @@ impl StateMachineBuilder {
 
     /// Builds the state machine.
     pub fn build(self) -> StateMachine {
-        let subnet = SubnetId(Principal::self_authenticating(
-            b"cairn-state-machine-subnet",
-        ));
-        let mut meta = SystemMetadata::single_subnet(
-            subnet,
-            self.subnet_type,
-            self.cost_subnet_size,
-            self.root_key,
-        );
+        let subnet = SubnetId(Principal::self_authenticating(b"cairn-state-machine-subnet"));
+        let mut meta = SystemMetadata::single_subnet(subnet, self.subnet_type, self.cost_subnet_size, self.root_key);
         meta.subnet_admins = self.subnet_admins;
         meta.batch_time = self.start_time;
         StateMachine {
@@ -178,8 +171,7 @@ impl StateMachine {
 
     /// A canister's cycles balance.
     pub fn cycle_balance(&self, id: &CanisterId) -> Cycles {
-        self.canister(id)
-            .map_or(Cycles::ZERO, |c| c.system_state.cycles_balance)
+        self.canister(id).map_or(Cycles::ZERO, |c| c.system_state.cycles_balance)
     }
 
     /// The hash of the whole state, memories included.
@@ -201,30 +193,17 @@ impl StateMachine {
     pub fn tick(&mut self) -> RoundStats {
         self.height = self.height.increment();
         // Rounds are at least one nanosecond apart, like blocks.
-        self.time = self
-            .time
-            .max(self.state.metadata.batch_time)
-            .saturating_add(Duration::from_nanos(1));
+        self.time = self.time.max(self.state.metadata.batch_time).saturating_add(Duration::from_nanos(1));
         let mut randomness = [0u8; 32];
         randomness[..8].copy_from_slice(&self.height.0.to_be_bytes());
         let randomness: [u8; 32] = Sha256::digest(randomness).into();
-        let batch = Batch {
-            height: self.height,
-            time: self.time,
-            randomness,
-            ingress: std::mem::take(&mut self.pending),
-        };
+        let batch =
+            Batch { height: self.height, time: self.time, randomness, ingress: std::mem::take(&mut self.pending) };
         self.env.execute_round(&mut self.state, batch)
     }
 
     /// Submits an ingress message for the next round and returns its id.
-    pub fn submit_ingress(
-        &mut self,
-        sender: Principal,
-        canister: CanisterId,
-        method: &str,
-        arg: Vec<u8>,
-    ) -> MessageId {
+    pub fn submit_ingress(&mut self, sender: Principal, canister: CanisterId, method: &str, arg: Vec<u8>) -> MessageId {
         self.nonce += 1;
         let expiry_time = self.time.saturating_add(INGRESS_TTL);
         let mut h = Sha256::new();
@@ -235,8 +214,7 @@ impl StateMachine {
         h.update(self.nonce.to_be_bytes());
         let message_id = MessageId(h.finalize().into());
         let effective_canister_id = if canister.is_management() {
-            cairn_execution::management::effective_canister_id(method, &arg)
-                .unwrap_or(CanisterId::MANAGEMENT)
+            cairn_execution::management::effective_canister_id(method, &arg).unwrap_or(CanisterId::MANAGEMENT)
         } else {
             canister
         };
@@ -263,8 +241,7 @@ impl StateMachine {
         arg: Vec<u8>,
     ) -> Result<(), UserError> {
         let effective_canister_id = if canister.is_management() {
-            cairn_execution::management::effective_canister_id(method, &arg)
-                .unwrap_or(CanisterId::MANAGEMENT)
+            cairn_execution::management::effective_canister_id(method, &arg).unwrap_or(CanisterId::MANAGEMENT)
         } else {
             canister
         };
@@ -283,19 +260,11 @@ impl StateMachine {
 
     /// The state of an ingress message, if known.
     pub fn ingress_state(&self, id: &MessageId) -> Option<IngressState> {
-        self.state
-            .metadata
-            .ingress_history
-            .get(id)
-            .map(|s| s.state.clone())
+        self.state.metadata.ingress_history.get(id).map(|s| s.state.clone())
     }
 
     /// Ticks until the message completes (at most `max_rounds` rounds).
-    pub fn await_ingress(
-        &mut self,
-        id: MessageId,
-        max_rounds: usize,
-    ) -> Result<WasmResult, CallError> {
+    pub fn await_ingress(&mut self, id: MessageId, max_rounds: usize) -> Result<WasmResult, CallError> {
         for _ in 0..max_rounds {
             match self.ingress_state(&id) {
                 Some(IngressState::Completed(r)) => return Ok(r),
@@ -346,12 +315,7 @@ impl StateMachine {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<WasmResult, UserError> {
-        let query = Query {
-            source: sender,
-            receiver: canister,
-            method_name: method.to_string(),
-            method_payload: arg,
-        };
+        let query = Query { source: sender, receiver: canister, method_name: method.to_string(), method_payload: arg };
         self.env.execute_query(&self.state, query, None)
     }
 
@@ -367,10 +331,7 @@ impl StateMachine {
     }
 
     /// Candid-typed update: encodes `args`, decodes the reply as `R`.
-    pub fn update_candid<
-        A: candid::utils::ArgumentEncoder,
-        R: for<'a> candid::utils::ArgumentDecoder<'a>,
-    >(
+    pub fn update_candid<A: candid::utils::ArgumentEncoder, R: for<'a> candid::utils::ArgumentDecoder<'a>>(
         &mut self,
         sender: Principal,
         canister: CanisterId,
@@ -383,10 +344,7 @@ impl StateMachine {
     }
 
     /// Candid-typed query.
-    pub fn query_candid<
-        A: candid::utils::ArgumentEncoder,
-        R: for<'a> candid::utils::ArgumentDecoder<'a>,
-    >(
+    pub fn query_candid<A: candid::utils::ArgumentEncoder, R: for<'a> candid::utils::ArgumentDecoder<'a>>(
         &mut self,
         sender: Principal,
         canister: CanisterId,
@@ -422,12 +380,9 @@ impl StateMachine {
             specified_id: None,
             sender_canister_version: None,
         };
-        let bytes =
-            self.management(controller, "provisional_create_canister_with_cycles", &args)?;
+        let bytes = self.management(controller, "provisional_create_canister_with_cycles", &args)?;
         let r = Decode!(&bytes, CanisterIdResult).map_err(|e| CallError::Decode(e.to_string()))?;
-        Ok(CanisterId::from(
-            Principal::try_from_slice(r.canister_id.as_slice()).expect("valid principal"),
-        ))
+        Ok(CanisterId::from(Principal::try_from_slice(r.canister_id.as_slice()).expect("valid principal")))
     }
 
     /// Installs code (`mode`: install, reinstall or upgrade).
@@ -462,30 +417,13 @@ impl StateMachine {
             skip_pre_upgrade: None,
             wasm_memory_persistence: keep_memory.then_some(WasmMemoryPersistence::Keep),
         };
-        self.install_code(
-            sender,
-            canister,
-            wasm,
-            arg,
-            InstallModeArg::Upgrade(Some(opts)),
-        )
+        self.install_code(sender, canister, wasm, arg, InstallModeArg::Upgrade(Some(opts)))
     }
 
     /// Creates a canister with `cycles` and installs `wasm` with an empty argument.
-    pub fn install_new(
-        &mut self,
-        controller: Principal,
-        wasm: &[u8],
-        cycles: Cycles,
-    ) -> Result<CanisterId, CallError> {
+    pub fn install_new(&mut self, controller: Principal, wasm: &[u8], cycles: Cycles) -> Result<CanisterId, CallError> {
         let id = self.create_canister(controller, cycles, None)?;
-        self.install_code(
-            controller,
-            id,
-            wasm,
-            candid::encode_args(()).expect("empty args"),
-            InstallModeArg::Install,
-        )?;
+        self.install_code(controller, id, wasm, candid::encode_args(()).expect("empty args"), InstallModeArg::Install)?;
         Ok(id)
     }
 
@@ -495,8 +433,7 @@ impl StateMachine {
             canister_id: candid::Principal::from_slice(canister.as_slice()),
             amount: Nat::from(amount.get()),
         };
-        self.management(Principal::ANONYMOUS, "provisional_top_up_canister", &args)
-            .map(|_| ())
+        self.management(Principal::ANONYMOUS, "provisional_top_up_canister", &args).map(|_| ())
     }
 
     /// Calls a management method that takes just `{canister_id}`.
@@ -506,9 +443,7 @@ impl StateMachine {
         method: &str,
         canister: CanisterId,
     ) -> Result<Vec<u8>, CallError> {
-        let args = CanisterIdRecord {
-            canister_id: candid::Principal::from_slice(canister.as_slice()),
-        };
+        let args = CanisterIdRecord { canister_id: candid::Principal::from_slice(canister.as_slice()) };
         self.management(sender, method, &args)
     }
 }

@@ -80,7 +80,13 @@ fn above(a: (&Hash, &[u8]), b: (&Hash, &[u8])) -> bool {
 }
 
 impl Node {
-    fn new(label: Arc<[u8]>, priority: Hash, value: Subtree, left: Option<Arc<Node>>, right: Option<Arc<Node>>) -> Arc<Node> {
+    fn new(
+        label: Arc<[u8]>,
+        priority: Hash,
+        value: Subtree,
+        left: Option<Arc<Node>>,
+        right: Option<Arc<Node>>,
+    ) -> Arc<Node> {
         let labeled = labeled_hash(&label, &value.hash());
         let hash = match (&left, &right) {
             (None, None) => labeled,

@@ -153,7 +153,8 @@ impl StateTreeBuilder {
             self.canisters.insert(*id, entry);
             changed = true;
         }
-        let gone: Vec<CanisterId> = self.canisters.keys().filter(|id| !state.canisters.contains_key(id)).copied().collect();
+        let gone: Vec<CanisterId> =
+            self.canisters.keys().filter(|id| !state.canisters.contains_key(id)).copied().collect();
         for id in gone {
             canisters.remove(id.as_slice());
             self.canisters.remove(&id);
@@ -246,7 +247,10 @@ mod tests {
             subnet_id: SubnetId(Principal::self_authenticating(&der)),
             public_key_der: der,
             subnet_type: SubnetType::Application,
-            canister_ranges: vec![CanisterIdRange { start: CanisterId::from_u64(0), end: CanisterId::from_u64(u64::MAX) }],
+            canister_ranges: vec![CanisterIdRange {
+                start: CanisterId::from_u64(0),
+                end: CanisterId::from_u64(u64::MAX),
+            }],
             nodes: vec![(NodeId(Principal::self_authenticating(b"node")), vec![7; 44])],
         }
     }
@@ -266,10 +270,17 @@ mod tests {
     fn certificates_verify_and_answer_lookups_like_a_fresh_build() {
         let key = bls::SecretKey::from_seed([3; 32]);
         let info = info(&key);
-        let mut state = ReplicatedState::new(SystemMetadata::single_subnet(info.subnet_id, SubnetType::Application, 13, vec![]));
+        let mut state =
+            ReplicatedState::new(SystemMetadata::single_subnet(info.subnet_id, SubnetType::Application, 13, vec![]));
         state.metadata.batch_time = Time::from_secs(10);
         let cid = CanisterId::from_u64(5);
-        let mut sys = SystemState::new(cid, [Principal::ANONYMOUS].into(), Cycles::new(1), CanisterSettings::default(), Time::from_secs(1));
+        let mut sys = SystemState::new(
+            cid,
+            [Principal::ANONYMOUS].into(),
+            Cycles::new(1),
+            CanisterSettings::default(),
+            Time::from_secs(1),
+        );
         sys.certified_data = vec![9; 32];
         state.canisters.insert(cid, CanisterState { system_state: sys, execution_state: None });
         let mut builder = StateTreeBuilder::new(info.clone());
@@ -277,7 +288,10 @@ mod tests {
         state.metadata.ingress_history.set(a, status(IngressState::Received));
         builder.update(&state);
         state.metadata.ingress_history.set(a, status(IngressState::Completed(WasmResult::Reply(b"hi".to_vec()))));
-        state.metadata.ingress_history.set(b, status(IngressState::Failed(UserError::new(ErrorCode::CanisterCalledTrap, "boom"))));
+        state
+            .metadata
+            .ingress_history
+            .set(b, status(IngressState::Failed(UserError::new(ErrorCode::CanisterCalledTrap, "boom"))));
         state.metadata.batch_time = Time::from_secs(11);
         let tree = builder.update(&state);
         // Incremental equals a fresh build of the same state.

@@ -14,16 +14,9 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallOrigin {
     /// An ingress message from a user.
-    Ingress {
-        user: Principal,
-        message_id: MessageId,
-    },
+    Ingress { user: Principal, message_id: MessageId },
     /// A call from another canister (or itself), answered through the caller's callback.
-    Canister {
-        caller: CanisterId,
-        callback: CallbackId,
-        deadline: Option<Time>,
-    },
+    Canister { caller: CanisterId, callback: CallbackId, deadline: Option<Time> },
     /// A heartbeat, global timer or low-memory hook: nobody waits for an answer.
     SystemTask,
 }
@@ -82,12 +75,7 @@ pub struct CallContextManager {
 
 impl CallContextManager {
     /// Opens a new call context.
-    pub fn new_call_context(
-        &mut self,
-        origin: CallOrigin,
-        cycles: Cycles,
-        time: Time,
-    ) -> CallContextId {
+    pub fn new_call_context(&mut self, origin: CallOrigin, cycles: Cycles, time: Time) -> CallContextId {
         let id = CallContextId(self.next_call_context_id);
         self.next_call_context_id += 1;
         self.call_contexts.insert(
@@ -154,10 +142,7 @@ impl CallContextManager {
 
     /// Number of callbacks still referencing a call context.
     pub fn outstanding_callbacks(&self, id: CallContextId) -> usize {
-        self.callbacks
-            .values()
-            .filter(|c| c.call_context_id == id)
-            .count()
+        self.callbacks.values().filter(|c| c.call_context_id == id).count()
     }
 
     /// Closes a call context if it was answered and nothing refers to it any
@@ -169,11 +154,7 @@ impl CallContextManager {
             return None;
         }
         let ctx = self.call_contexts.remove(&id).expect("present");
-        if ctx.responded || ctx.deleted || ctx.origin == CallOrigin::SystemTask {
-            None
-        } else {
-            Some(ctx)
-        }
+        if ctx.responded || ctx.deleted || ctx.origin == CallOrigin::SystemTask { None } else { Some(ctx) }
     }
 
     /// Removes a call context unconditionally.
@@ -188,11 +169,7 @@ impl CallContextManager {
 
     /// Callbacks whose bounded-wait deadline is at or before `now`, in id order.
     pub fn expired_callbacks(&self, now: Time) -> Vec<CallbackId> {
-        self.callbacks
-            .iter()
-            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect()
+        self.callbacks.iter().filter(|(_, c)| c.deadline.is_some_and(|d| d <= now)).map(|(id, _)| *id).collect()
     }
 
     /// Marks every context deleted (uninstall) and returns those still owing
@@ -213,19 +190,13 @@ mod tests {
     use super::*;
 
     fn closure() -> WasmClosure {
-        WasmClosure {
-            func_idx: 1,
-            env: 2,
-        }
+        WasmClosure { func_idx: 1, env: 2 }
     }
 
     #[test]
     fn context_lifecycle() {
         let mut m = CallContextManager::default();
-        let origin = CallOrigin::Ingress {
-            user: Principal::ANONYMOUS,
-            message_id: MessageId([0; 32]),
-        };
+        let origin = CallOrigin::Ingress { user: Principal::ANONYMOUS, message_id: MessageId([0; 32]) };
         let ctx = m.new_call_context(origin, Cycles::ZERO, Time::EPOCH);
         let cb = m.register_callback(Callback {
             call_context_id: ctx,

@@ -81,16 +81,8 @@ impl Default for CanisterSettings {
 /// Someone waiting for `stop_canister` to finish.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopContext {
-    Ingress {
-        sender: Principal,
-        message_id: MessageId,
-    },
-    Canister {
-        sender: CanisterId,
-        reply_callback: CallbackId,
-        cycles: Cycles,
-        deadline: Option<Time>,
-    },
+    Ingress { sender: Principal, message_id: MessageId },
+    Canister { sender: CanisterId, reply_callback: CallbackId, cycles: Cycles, deadline: Option<Time> },
 }
 
 /// Running status of a canister.
@@ -204,11 +196,7 @@ impl CanisterLog {
     pub fn append(&mut self, timestamp_nanos: u64, mut content: Vec<u8>) {
         content.truncate(MAX_LOG_BYTES);
         self.bytes += content.len();
-        self.records.push_back(LogRecord {
-            idx: self.next_idx,
-            timestamp_nanos,
-            content,
-        });
+        self.records.push_back(LogRecord { idx: self.next_idx, timestamp_nanos, content });
         self.next_idx += 1;
         while self.bytes > MAX_LOG_BYTES {
             let old = self.records.pop_front().expect("bytes > 0 implies records");
@@ -413,10 +401,7 @@ pub struct ExecutionState {
 impl ExecutionState {
     /// Bytes of custom sections (counted as memory usage).
     pub fn custom_sections_size(&self) -> u64 {
-        self.metadata
-            .iter()
-            .map(|(k, v)| (k.len() + v.content.len()) as u64)
-            .sum()
+        self.metadata.iter().map(|(k, v)| (k.len() + v.content.len()) as u64).sum()
     }
 
     /// Bytes of globals (counted as memory usage).
@@ -447,15 +432,12 @@ impl CanisterState {
                 + e.custom_sections_size()
                 + e.globals_size()
         });
-        exec + self.system_state.wasm_chunk_store.size_bytes()
-            + self.system_state.history.changes.len() as u64 * 100
+        exec + self.system_state.wasm_chunk_store.size_bytes() + self.system_state.history.changes.len() as u64 * 100
     }
 
     /// Size of the Wasm heap in bytes.
     pub fn wasm_memory_size(&self) -> u64 {
-        self.execution_state
-            .as_ref()
-            .map_or(0, |e| e.wasm_memory.size_wasm_pages * WASM_PAGE_SIZE)
+        self.execution_state.as_ref().map_or(0, |e| e.wasm_memory.size_wasm_pages * WASM_PAGE_SIZE)
     }
 
     /// The hash of the installed module, if any.

@@ -13,9 +13,7 @@ pub mod queues;
 pub mod replicated_state;
 
 pub use call_context::{CallContext, CallContextManager, CallOrigin, Callback, WasmClosure};
-pub use canister_state::{
-    CanisterSettings, CanisterState, CanisterStatus, ExecutionState, SystemState,
-};
+pub use canister_state::{CanisterSettings, CanisterState, CanisterStatus, ExecutionState, SystemState};
 pub use page_map::{Memory, PAGE_SIZE, PageMap, WASM_PAGE_SIZE};
 pub use queues::{CanisterInput, CanisterQueues, SystemTask};
 pub use replicated_state::{IngressHistory, ReplicatedState, SubnetType, SystemMetadata};

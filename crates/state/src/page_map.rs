@@ -43,32 +43,20 @@ pub struct PageMap {
 
 impl Default for PageMap {
     fn default() -> Self {
-        PageMap {
-            pages: OrdMap::new(),
-            generation: next_generation(),
-        }
+        PageMap { pages: OrdMap::new(), generation: next_generation() }
     }
 }
 
 impl std::fmt::Debug for PageMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "PageMap({} pages, gen {})",
-            self.pages.len(),
-            self.generation
-        )
+        write!(f, "PageMap({} pages, gen {})", self.pages.len(), self.generation)
     }
 }
 
 impl PartialEq for PageMap {
     fn eq(&self, other: &Self) -> bool {
         self.pages.len() == other.pages.len()
-            && self
-                .pages
-                .iter()
-                .zip(other.pages.iter())
-                .all(|((a, pa), (b, pb))| a == b && pa[..] == pb[..])
+            && self.pages.iter().zip(other.pages.iter()).all(|((a, pa), (b, pb))| a == b && pa[..] == pb[..])
     }
 }
 
@@ -152,10 +140,7 @@ impl PageMap {
     /// Pages whose contents differ between `self` and `newer`, with `newer`'s
     /// contents. Cost is proportional to the difference, not to the size,
     /// when the two versions share structure.
-    pub fn diff<'a>(
-        &'a self,
-        newer: &'a PageMap,
-    ) -> impl Iterator<Item = (u64, &'a PageBytes)> + 'a {
+    pub fn diff<'a>(&'a self, newer: &'a PageMap) -> impl Iterator<Item = (u64, &'a PageBytes)> + 'a {
         self.pages.diff(&newer.pages).map(|item| match item {
             imbl::ordmap::DiffItem::Add(i, p) => (*i, &**p),
             imbl::ordmap::DiffItem::Update { new: (i, p), .. } => (*i, &**p),
@@ -219,10 +204,7 @@ pub struct PageMapSerialized {
 impl From<&PageMap> for PageMapSerialized {
     fn from(p: &PageMap) -> Self {
         PageMapSerialized {
-            pages: p
-                .stored_pages()
-                .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b.to_vec())))
-                .collect(),
+            pages: p.stored_pages().map(|(i, b)| (i, serde_bytes::ByteBuf::from(b.to_vec()))).collect(),
         }
     }
 }
@@ -233,10 +215,7 @@ impl PageMapSerialized {
         let mut pm = PageMap::new();
         let mut pages = Vec::with_capacity(self.pages.len());
         for (i, b) in self.pages {
-            let arr: PageBytes = b
-                .as_slice()
-                .try_into()
-                .map_err(|_| format!("page {i} has {} bytes", b.len()))?;
+            let arr: PageBytes = b.as_slice().try_into().map_err(|_| format!("page {i} has {} bytes", b.len()))?;
             pages.push((i, arr));
         }
         pm.update(pages.iter().map(|(i, p)| (*i, p)));
@@ -275,10 +254,7 @@ mod tests {
         let mut changed: Vec<u64> = a.diff(&b).map(|(i, _)| i).collect();
         changed.sort();
         assert_eq!(changed, vec![0, 5]);
-        assert_eq!(
-            a.diff(&b).find(|(i, _)| *i == 0).unwrap().1,
-            &[0; PAGE_SIZE]
-        );
+        assert_eq!(a.diff(&b).find(|(i, _)| *i == 0).unwrap().1, &[0; PAGE_SIZE]);
     }
 
     #[test]

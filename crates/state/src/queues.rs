@@ -33,10 +33,7 @@ pub enum SystemTask {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
     #[error("the queue from {sender} to {receiver} is full ({MAX_REQUESTS_PER_SENDER} requests)")]
-    Full {
-        sender: CanisterId,
-        receiver: CanisterId,
-    },
+    Full { sender: CanisterId, receiver: CanisterId },
 }
 
 /// The waiting messages of one canister (or of the management canister).
@@ -59,10 +56,7 @@ impl CanisterQueues {
     /// Appends a request, refusing it if the sender already has too many waiting.
     pub fn push_request(&mut self, request: Request) -> Result<(), QueueError> {
         if self.requests_from(&request.sender) >= MAX_REQUESTS_PER_SENDER {
-            return Err(QueueError::Full {
-                sender: request.sender,
-                receiver: request.receiver,
-            });
+            return Err(QueueError::Full { sender: request.sender, receiver: request.receiver });
         }
         self.requests.push_back(request);
         Ok(())
@@ -140,16 +134,12 @@ impl CanisterQueues {
     /// Removes every waiting ingress message and request (e.g. when the canister
     /// is stopped or deleted) so they can be rejected; responses stay.
     pub fn drain_ingress_and_requests(&mut self) -> (Vec<Ingress>, Vec<Request>) {
-        (
-            self.ingress.drain(..).collect(),
-            self.requests.drain(..).collect(),
-        )
+        (self.ingress.drain(..).collect(), self.requests.drain(..).collect())
     }
 
     /// Removes ingress messages whose expiry is before `now`.
     pub fn take_expired_ingress(&mut self, now: cairn_types::Time) -> Vec<Ingress> {
-        let (expired, keep): (Vec<_>, Vec<_>) =
-            self.ingress.drain(..).partition(|i| i.expiry_time < now);
+        let (expired, keep): (Vec<_>, Vec<_>) = self.ingress.drain(..).partition(|i| i.expiry_time < now);
         self.ingress = keep.into();
         expired
     }
@@ -157,10 +147,8 @@ impl CanisterQueues {
     /// Removes bounded-wait requests whose deadline passed: they are dropped silently
     /// (the caller's own callback deadline produces its `SYS_UNKNOWN`).
     pub fn drop_expired_requests(&mut self, now: cairn_types::Time) -> Vec<Request> {
-        let (expired, keep): (Vec<_>, Vec<_>) = self
-            .requests
-            .drain(..)
-            .partition(|r| r.deadline.is_some_and(|d| d < now));
+        let (expired, keep): (Vec<_>, Vec<_>) =
+            self.requests.drain(..).partition(|r| r.deadline.is_some_and(|d| d < now));
         self.requests = keep.into();
         expired
     }

@@ -4,15 +4,12 @@
 //! [`ReplicatedState::state_hash`] lets tests (and later the determinism guard)
 //! check that.
 
-use crate::canister_state::{
-    CanisterState, ExecutionState, GlobalValue, WasmBinary, WasmChunkStore,
-};
+use crate::canister_state::{CanisterState, ExecutionState, GlobalValue, WasmBinary, WasmChunkStore};
 use crate::page_map::Memory;
 use crate::queues::CanisterQueues;
 use cairn_types::messages::{IngressState, IngressStatus, MessageId};
 use cairn_types::{
-    CanisterId, CanisterIdRange, Cycles, Height, Principal, RegistryVersion, RoutingTable,
-    SubnetId, Time,
+    CanisterId, CanisterIdRange, Cycles, Height, Principal, RegistryVersion, RoutingTable, SubnetId, Time,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -60,9 +57,7 @@ fn prune_time(status: &IngressStatus) -> Option<Time> {
     status.state.is_terminal().then(|| {
         status
             .expiry_time
-            .max(status.time.saturating_add(std::time::Duration::from_nanos(
-                INGRESS_RESULT_RETENTION_NANOS,
-            )))
+            .max(status.time.saturating_add(std::time::Duration::from_nanos(INGRESS_RESULT_RETENTION_NANOS)))
     })
 }
 
@@ -95,7 +90,10 @@ impl IngressHistory {
 
     /// The statuses that differ between `self` (older) and `newer`:
     /// `(id, Some(status))` for added or changed, `(id, None)` for removed.
-    pub fn diff<'a>(&'a self, newer: &'a IngressHistory) -> impl Iterator<Item = (MessageId, Option<&'a IngressStatus>)> + 'a {
+    pub fn diff<'a>(
+        &'a self,
+        newer: &'a IngressHistory,
+    ) -> impl Iterator<Item = (MessageId, Option<&'a IngressStatus>)> + 'a {
         self.statuses.diff(&newer.statuses).map(|item| match item {
             imbl::ordmap::DiffItem::Add(id, s) => (*id, Some(s)),
             imbl::ordmap::DiffItem::Update { new: (id, s), .. } => (*id, Some(s)),
@@ -120,10 +118,7 @@ impl IngressHistory {
 
     /// Number of messages in a non-terminal state.
     pub fn num_pending(&self) -> usize {
-        self.statuses
-            .values()
-            .filter(|s| !s.state.is_terminal())
-            .count()
+        self.statuses.values().filter(|s| !s.state.is_terminal()).count()
     }
 
     /// Whether a message with this id was already seen and is still remembered.
@@ -226,13 +221,8 @@ impl SystemMetadata {
         root_key: Vec<u8>,
     ) -> Self {
         let mut routing_table = RoutingTable::new();
-        let everything = CanisterIdRange {
-            start: CanisterId::from_u64(0),
-            end: CanisterId::from_u64(u64::MAX),
-        };
-        routing_table
-            .insert(everything, own_subnet_id)
-            .expect("an empty table accepts any range");
+        let everything = CanisterIdRange { start: CanisterId::from_u64(0), end: CanisterId::from_u64(u64::MAX) };
+        routing_table.insert(everything, own_subnet_id).expect("an empty table accepts any range");
         SystemMetadata {
             own_subnet_id,
             own_subnet_type: subnet_type,
@@ -290,10 +280,7 @@ impl ReplicatedState {
 
     /// Total memory used by all canisters and snapshots.
     pub fn total_memory_usage(&self) -> u64 {
-        self.canisters
-            .values()
-            .map(|c| c.memory_usage())
-            .sum::<u64>()
+        self.canisters.values().map(|c| c.memory_usage()).sum::<u64>()
             + self.snapshots.values().map(|s| s.size_bytes()).sum::<u64>()
     }
 

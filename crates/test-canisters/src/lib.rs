@@ -113,8 +113,6 @@ pub fn by_name(name: &str) -> Option<&'static TestCanister> {
 /// Gzips a module (install_code accepts gzipped wasm).
 pub fn gzipped(wasm: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder
-        .write_all(wasm)
-        .expect("writing to a Vec cannot fail");
+    encoder.write_all(wasm).expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }

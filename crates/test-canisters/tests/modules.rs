@@ -40,12 +40,7 @@ fn summarize(wasm: &[u8]) -> Summary {
                     match import.ty {
                         TypeRef::Func(idx) => {
                             let (params, results) = func_types[idx as usize].clone();
-                            summary.imports.push((
-                                import.module.to_string(),
-                                import.name.to_string(),
-                                params,
-                                results,
-                            ));
+                            summary.imports.push((import.module.to_string(), import.name.to_string(), params, results));
                         }
                         TypeRef::Memory(mem) if first_memory => {
                             summary.memory64 = mem.memory64;
@@ -71,9 +66,7 @@ fn summarize(wasm: &[u8]) -> Summary {
                 }
             }
             Payload::CustomSection(reader) => {
-                summary
-                    .custom_sections
-                    .push((reader.name().to_string(), reader.data().len()));
+                summary.custom_sections.push((reader.name().to_string(), reader.data().len()));
             }
             Payload::StartSection { .. } => summary.has_start = true,
             _ => {}
@@ -87,11 +80,7 @@ fn summarize(wasm: &[u8]) -> Summary {
 fn candid_methods(did: &str) -> Vec<(String, &'static str)> {
     let service = &did[did.find("service").expect("no service")..];
     let body = &service[service.find('{').unwrap() + 1..];
-    let body: String = body
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let body: String = body.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
     let mut methods = Vec::new();
     let (mut depth, mut start) = (0i32, 0usize);
     for (i, c) in body.char_indices() {
@@ -128,11 +117,7 @@ fn every_module_is_valid_and_of_the_right_flavour() {
     assert_eq!(ALL.len(), 9);
     for canister in ALL {
         let wasm = canister.wasm;
-        assert!(
-            wasm.starts_with(b"\0asm"),
-            "{}: not a wasm module",
-            canister.name
-        );
+        assert!(wasm.starts_with(b"\0asm"), "{}: not a wasm module", canister.name);
         let features = WasmFeatures::default() | WasmFeatures::MEMORY64;
         Validator::new_with_features(features)
             .validate_all(wasm)
@@ -143,11 +128,7 @@ fn every_module_is_valid_and_of_the_right_flavour() {
             Toolchain::Motoko => assert!(summary.memory64, "{}: expected memory64", canister.name),
         }
         for (module, name, _, _) in &summary.imports {
-            assert_eq!(
-                module, "ic0",
-                "{}: unexpected import {module}.{name}",
-                canister.name
-            );
+            assert_eq!(module, "ic0", "{}: unexpected import {module}.{name}", canister.name);
         }
     }
 }
@@ -157,18 +138,11 @@ fn every_candid_method_is_exported() {
     for canister in ALL {
         let summary = summarize(canister.wasm);
         let methods = candid_methods(canister.did);
-        assert!(
-            !methods.is_empty(),
-            "{}: no methods in its .did",
-            canister.name
-        );
+        assert!(!methods.is_empty(), "{}: no methods in its .did", canister.name);
         for (method, prefix) in methods {
             let export = format!("{prefix} {method}");
             assert!(
-                summary
-                    .exports
-                    .iter()
-                    .any(|(name, kind)| *name == export && *kind == ExternalKind::Func),
+                summary.exports.iter().any(|(name, kind)| *name == export && *kind == ExternalKind::Func),
                 "{}: missing export {export:?}",
                 canister.name
             );
@@ -202,11 +176,7 @@ fn print_imports_and_exports() {
         }
         println!("  imports ({}):", summary.imports.len());
         for (module, name, params, results) in &summary.imports {
-            println!(
-                "    {module}.{name} {} -> {}",
-                fmt_types(params),
-                fmt_types(results)
-            );
+            println!("    {module}.{name} {} -> {}", fmt_types(params), fmt_types(results));
         }
         let mut exports: Vec<String> = summary
             .exports

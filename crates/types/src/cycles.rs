@@ -52,9 +52,7 @@ impl Cycles {
             None => {
                 // Split to avoid overflow: (q·d + r)·n/d = q·n + r·n/d.
                 let (q, r) = (self.0 / denominator, self.0 % denominator);
-                let tail = r
-                    .checked_mul(numerator)
-                    .map_or(u128::MAX, |x| x / denominator);
+                let tail = r.checked_mul(numerator).map_or(u128::MAX, |x| x / denominator);
                 Cycles(q.saturating_mul(numerator).saturating_add(tail))
             }
         }
@@ -129,10 +127,7 @@ mod tests {
     #[test]
     fn saturates_and_splits() {
         assert_eq!(Cycles::new(5) - Cycles::new(7), Cycles::ZERO);
-        assert_eq!(
-            Cycles::new(u128::MAX) + Cycles::new(1),
-            Cycles::new(u128::MAX)
-        );
+        assert_eq!(Cycles::new(u128::MAX) + Cycles::new(1), Cycles::new(u128::MAX));
         let c = Cycles::new((7u128 << 64) | 9);
         assert_eq!(c.into_parts(), (7, 9));
         assert_eq!(Cycles::from_parts(7, 9), c);

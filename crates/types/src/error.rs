@@ -125,8 +125,7 @@ impl ErrorCode {
 
     /// The reject code class of this error (its first digit).
     pub fn reject_code(self) -> RejectCode {
-        RejectCode::from_u32(self.as_u32() / 100)
-            .expect("every error code starts with a reject code digit")
+        RejectCode::from_u32(self.as_u32() / 100).expect("every error code starts with a reject code digit")
     }
 }
 
@@ -148,10 +147,7 @@ pub struct UserError {
 impl UserError {
     /// A new error.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        UserError {
-            code,
-            description: description.into(),
-        }
+        UserError { code, description: description.into() }
     }
 
     /// The reject code class.
@@ -175,25 +171,10 @@ mod tests {
     #[test]
     fn codes_format_and_classify() {
         assert_eq!(ErrorCode::CanisterCalledTrap.to_string(), "IC0503");
-        assert_eq!(
-            ErrorCode::CanisterCalledTrap.reject_code(),
-            RejectCode::CanisterError
-        );
-        assert_eq!(
-            ErrorCode::CanisterNotFound.reject_code(),
-            RejectCode::DestinationInvalid
-        );
-        assert_eq!(
-            ErrorCode::DeadlineExpired.reject_code(),
-            RejectCode::SysUnknown
-        );
-        assert_eq!(
-            ErrorCode::from_u32(207),
-            Some(ErrorCode::CanisterOutOfCycles)
-        );
-        assert_eq!(
-            ErrorCode::SubnetOversubscribed.reject_code(),
-            RejectCode::SysFatal
-        );
+        assert_eq!(ErrorCode::CanisterCalledTrap.reject_code(), RejectCode::CanisterError);
+        assert_eq!(ErrorCode::CanisterNotFound.reject_code(), RejectCode::DestinationInvalid);
+        assert_eq!(ErrorCode::DeadlineExpired.reject_code(), RejectCode::SysUnknown);
+        assert_eq!(ErrorCode::from_u32(207), Some(ErrorCode::CanisterOutOfCycles));
+        assert_eq!(ErrorCode::SubnetOversubscribed.reject_code(), RejectCode::SysFatal);
     }
 }

@@ -59,9 +59,7 @@ pub struct CostSchedule {
 impl CostSchedule {
     /// The fee table for a subnet charged as `subnet_size` nodes.
     pub fn for_subnet_size(subnet_size: u32) -> Self {
-        CostSchedule {
-            subnet_size: subnet_size.max(1),
-        }
+        CostSchedule { subnet_size: subnet_size.max(1) }
     }
 
     /// The number of nodes fees are computed for.
@@ -90,17 +88,12 @@ impl CostSchedule {
 
     /// Cost of executing `instructions` in one update-like message.
     pub fn execution_cost(&self, instructions: u64) -> Cycles {
-        self.scale(
-            reference::UPDATE_MESSAGE_EXECUTION_FEE + Self::instructions_reference(instructions),
-        )
+        self.scale(reference::UPDATE_MESSAGE_EXECUTION_FEE + Self::instructions_reference(instructions))
     }
 
     /// Cost of receiving an ingress message of `bytes` bytes.
     pub fn ingress_induction_cost(&self, bytes: u64) -> Cycles {
-        self.scale(
-            reference::INGRESS_MESSAGE_RECEPTION_FEE
-                + reference::INGRESS_BYTE_RECEPTION_FEE * bytes as u128,
-        )
+        self.scale(reference::INGRESS_MESSAGE_RECEPTION_FEE + reference::INGRESS_BYTE_RECEPTION_FEE * bytes as u128)
     }
 
     /// Cost of sending a request of `bytes` bytes (method name plus argument).
@@ -135,9 +128,7 @@ impl CostSchedule {
     /// Storage cost of `bytes` held for `nanos` nanoseconds.
     pub fn storage_cost(&self, bytes: u64, nanos: u64) -> Cycles {
         let byte_ns = (bytes as u128).saturating_mul(nanos as u128);
-        self.scale(
-            reference::GIB_STORAGE_PER_SECOND_FEE.saturating_mul(byte_ns / 1_000_000_000) / GIB,
-        )
+        self.scale(reference::GIB_STORAGE_PER_SECOND_FEE.saturating_mul(byte_ns / 1_000_000_000) / GIB)
     }
 
     /// Cost of a compute allocation of `percent` held for `nanos` nanoseconds.
@@ -153,8 +144,7 @@ impl CostSchedule {
     /// Cycles a canister burns per day while idle: storage plus compute allocation.
     pub fn idle_cycles_burned_per_day(&self, memory_bytes: u64, compute_allocation: u64) -> Cycles {
         const DAY_NANOS: u64 = 86_400 * 1_000_000_000;
-        self.storage_cost(memory_bytes, DAY_NANOS)
-            + self.compute_allocation_cost(compute_allocation, DAY_NANOS)
+        self.storage_cost(memory_bytes, DAY_NANOS) + self.compute_allocation_cost(compute_allocation, DAY_NANOS)
     }
 
     /// Balance below which a canister is frozen.
@@ -172,9 +162,8 @@ impl CostSchedule {
     /// (its own per-node formula, not the linear scaling).
     pub fn http_request_fee(&self, request_bytes: u64, max_response_bytes: u64) -> Cycles {
         let n = self.subnet_size as u128;
-        let base = (reference::HTTP_REQUEST_LINEAR_BASELINE_FEE
-            + reference::HTTP_REQUEST_QUADRATIC_BASELINE_FEE * n)
-            * n;
+        let base =
+            (reference::HTTP_REQUEST_LINEAR_BASELINE_FEE + reference::HTTP_REQUEST_QUADRATIC_BASELINE_FEE * n) * n;
         let per_byte = (reference::HTTP_REQUEST_PER_BYTE_FEE * request_bytes as u128
             + reference::HTTP_RESPONSE_PER_BYTE_FEE * max_response_bytes as u128)
             * n;
@@ -193,28 +182,16 @@ mod tests {
         assert_eq!(c.execution_cost(1_000), Cycles::new(5_001_000));
         assert_eq!(c.ingress_induction_cost(100), Cycles::new(1_400_000));
         let big = CostSchedule::for_subnet_size(34);
-        assert_eq!(
-            big.xnet_call_performed_fee(0),
-            Cycles::new(260_000 * 34 / 13)
-        );
-        assert_eq!(
-            big.canister_creation_fee(),
-            Cycles::new(500_000_000_000u128 * 34 / 13)
-        );
+        assert_eq!(big.xnet_call_performed_fee(0), Cycles::new(260_000 * 34 / 13));
+        assert_eq!(big.canister_creation_fee(), Cycles::new(500_000_000_000u128 * 34 / 13));
         // The total is scaled, not each part: an instruction costs 34/13 cycles, not 2.
-        assert_eq!(
-            big.execution_cost(1_000_000),
-            Cycles::new((5_000_000u128 + 1_000_000) * 34 / 13)
-        );
+        assert_eq!(big.execution_cost(1_000_000), Cycles::new((5_000_000u128 + 1_000_000) * 34 / 13));
         // cost_call always uses the reference size.
         assert_eq!(big.cost_call(0, 0), c.cost_call(0, 0));
         assert_eq!(c.cost_call(0, 0), Cycles::new(42_102_412_000));
         // The digest's 13-node outcall formula: 49,140,000 + 5,200/request byte + 10,400/response byte.
         assert_eq!(c.http_request_fee(0, 0), Cycles::new(49_140_000));
-        assert_eq!(
-            c.http_request_fee(1, 1),
-            Cycles::new(49_140_000 + 5_200 + 10_400)
-        );
+        assert_eq!(c.http_request_fee(1, 1), Cycles::new(49_140_000 + 5_200 + 10_400));
         // One GiB for one second.
         assert_eq!(c.storage_cost(1 << 30, 1_000_000_000), Cycles::new(127_000));
     }
@@ -224,9 +201,6 @@ mod tests {
         let c = CostSchedule::for_subnet_size(13);
         let per_day = c.idle_cycles_burned_per_day(1 << 30, 0);
         assert_eq!(per_day, Cycles::new(127_000 * 86_400));
-        assert_eq!(
-            c.freezing_limit(1 << 30, 0, 86_400 * 30),
-            Cycles::new(127_000 * 86_400 * 30)
-        );
+        assert_eq!(c.freezing_limit(1 << 30, 0, 86_400 * 30), Cycles::new(127_000 * 86_400 * 30));
     }
 }

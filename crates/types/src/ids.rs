@@ -107,14 +107,8 @@ mod tests {
 
     #[test]
     fn canister_id_from_index() {
-        assert_eq!(
-            CanisterId::from_u64(0).to_string(),
-            "rwlgt-iiaaa-aaaaa-aaaaa-cai"
-        );
-        assert_eq!(
-            CanisterId::from_u64(1).to_string(),
-            "rrkah-fqaaa-aaaaa-aaaaq-cai"
-        );
+        assert_eq!(CanisterId::from_u64(0).to_string(), "rwlgt-iiaaa-aaaaa-aaaaa-cai");
+        assert_eq!(CanisterId::from_u64(1).to_string(), "rrkah-fqaaa-aaaaa-aaaaq-cai");
         assert_eq!(CanisterId::from_u64(12345).as_u64(), Some(12345));
         assert_eq!(CanisterId::MANAGEMENT.as_u64(), None);
         // Canonical ids sort by index, which routing ranges rely on.

@@ -36,15 +36,11 @@ impl fmt::Debug for MessageId {
 }
 
 /// Identifies a registered reply/reject callback of a canister.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize, Default,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize, Default)]
 pub struct CallbackId(pub u64);
 
 /// Identifies an open call context of a canister.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize, Default,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize, Default)]
 pub struct CallContextId(pub u64);
 
 /// Information about the caller attached to ingress from canister-signature identities.
@@ -106,19 +102,13 @@ pub struct RejectContext {
 impl RejectContext {
     /// A reject with a code and message.
     pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
-        RejectContext {
-            code,
-            message: message.into(),
-        }
+        RejectContext { code, message: message.into() }
     }
 }
 
 impl From<&UserError> for RejectContext {
     fn from(e: &UserError) -> Self {
-        RejectContext {
-            code: e.reject_code(),
-            message: e.description.clone(),
-        }
+        RejectContext { code: e.reject_code(), message: e.description.clone() }
     }
 }
 
@@ -189,20 +179,15 @@ impl IngressState {
 
     /// Whether the message reached a final state.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            IngressState::Completed(_) | IngressState::Failed(_) | IngressState::Done
-        )
+        matches!(self, IngressState::Completed(_) | IngressState::Failed(_) | IngressState::Done)
     }
 
     /// The reject (code, message, error code) of a rejected message.
     pub fn reject(&self) -> Option<(RejectCode, String, ErrorCode)> {
         match self {
-            IngressState::Completed(WasmResult::Reject(m)) => Some((
-                RejectCode::CanisterReject,
-                m.clone(),
-                ErrorCode::CanisterRejectedMessage,
-            )),
+            IngressState::Completed(WasmResult::Reject(m)) => {
+                Some((RejectCode::CanisterReject, m.clone(), ErrorCode::CanisterRejectedMessage))
+            }
             IngressState::Failed(e) => Some((e.reject_code(), e.description.clone(), e.code)),
             _ => None,
         }
@@ -229,14 +214,8 @@ mod tests {
 
     #[test]
     fn status_texts() {
-        assert_eq!(
-            IngressState::Completed(WasmResult::Reply(vec![])).status_text(),
-            "replied"
-        );
-        assert_eq!(
-            IngressState::Completed(WasmResult::Reject("no".into())).status_text(),
-            "rejected"
-        );
+        assert_eq!(IngressState::Completed(WasmResult::Reply(vec![])).status_text(), "replied");
+        assert_eq!(IngressState::Completed(WasmResult::Reject("no".into())).status_text(), "rejected");
         let failed = IngressState::Failed(UserError::new(ErrorCode::CanisterCalledTrap, "boom"));
         assert_eq!(failed.status_text(), "rejected");
         assert_eq!(failed.reject().unwrap().0, RejectCode::CanisterError);

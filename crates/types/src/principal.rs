@@ -42,10 +42,7 @@ pub enum PrincipalError {
 
 impl Principal {
     /// The management canister `aaaaa-aa` (the empty principal).
-    pub const MANAGEMENT: Principal = Principal {
-        len: 0,
-        bytes: [0; MAX_PRINCIPAL_LEN],
-    };
+    pub const MANAGEMENT: Principal = Principal { len: 0, bytes: [0; MAX_PRINCIPAL_LEN] };
 
     /// The anonymous principal `2vxsx-fae`.
     pub const ANONYMOUS: Principal = {
@@ -61,10 +58,7 @@ impl Principal {
         }
         let mut bytes = [0; MAX_PRINCIPAL_LEN];
         bytes[..slice.len()].copy_from_slice(slice);
-        Ok(Principal {
-            len: slice.len() as u8,
-            bytes,
-        })
+        Ok(Principal { len: slice.len() as u8, bytes })
     }
 
     /// The self-authenticating principal of a DER-encoded public key.
@@ -101,9 +95,7 @@ impl Principal {
         let mut data = Vec::with_capacity(4 + self.len as usize);
         data.extend_from_slice(&crc32fast::hash(self.as_slice()).to_be_bytes());
         data.extend_from_slice(self.as_slice());
-        let encoded = data_encoding::BASE32_NOPAD
-            .encode(&data)
-            .to_ascii_lowercase();
+        let encoded = data_encoding::BASE32_NOPAD.encode(&data).to_ascii_lowercase();
         let mut text = String::with_capacity(encoded.len() + encoded.len() / 5);
         for (i, c) in encoded.chars().enumerate() {
             if i > 0 && i % 5 == 0 {
@@ -116,11 +108,7 @@ impl Principal {
 
     /// Parses the text form (case-insensitive), checking the CRC and canonical grouping.
     pub fn from_text(text: &str) -> Result<Self, PrincipalError> {
-        let compact: String = text
-            .chars()
-            .filter(|c| *c != '-')
-            .collect::<String>()
-            .to_ascii_uppercase();
+        let compact: String = text.chars().filter(|c| *c != '-').collect::<String>().to_ascii_uppercase();
         let data = data_encoding::BASE32_NOPAD
             .decode(compact.as_bytes())
             .map_err(|e| PrincipalError::InvalidBase32(e.to_string()))?;
@@ -204,10 +192,7 @@ impl<'de> Deserialize<'de> for Principal {
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Principal, E> {
                 self.visit_bytes(&v)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Principal, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Principal, A::Error> {
                 let mut bytes = Vec::new();
                 while let Some(b) = seq.next_element::<u8>()? {
                     bytes.push(b);
@@ -242,19 +227,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_text() {
-        assert_eq!(
-            Principal::from_text("em77e-bvlzu-aa"),
-            Err(PrincipalError::BadChecksum)
-        );
-        assert!(matches!(
-            Principal::from_text("em77ebvlzuaq"),
-            Err(PrincipalError::NotCanonical { .. })
-        ));
+        assert_eq!(Principal::from_text("em77e-bvlzu-aa"), Err(PrincipalError::BadChecksum));
+        assert!(matches!(Principal::from_text("em77ebvlzuaq"), Err(PrincipalError::NotCanonical { .. })));
         assert!(Principal::from_text("!!!").is_err());
-        assert_eq!(
-            Principal::from_text("EM77E-BVLZU-AQ").unwrap().as_slice(),
-            &[0xAB, 0xCD, 0x01]
-        );
+        assert_eq!(Principal::from_text("EM77E-BVLZU-AQ").unwrap().as_slice(), &[0xAB, 0xCD, 0x01]);
         assert!(Principal::try_from_slice(&[0; 30]).is_err());
     }
 

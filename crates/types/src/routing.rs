@@ -44,19 +44,11 @@ impl RoutingTable {
     }
 
     /// Assigns a range to a subnet, refusing overlaps.
-    pub fn insert(
-        &mut self,
-        range: CanisterIdRange,
-        subnet: SubnetId,
-    ) -> Result<(), RoutingTableError> {
+    pub fn insert(&mut self, range: CanisterIdRange, subnet: SubnetId) -> Result<(), RoutingTableError> {
         if range.start > range.end {
             return Err(RoutingTableError::EmptyRange(range.start, range.end));
         }
-        if self
-            .ranges
-            .values()
-            .any(|(r, _)| r.start <= range.end && range.start <= r.end)
-        {
+        if self.ranges.values().any(|(r, _)| r.start <= range.end && range.start <= r.end) {
             return Err(RoutingTableError::Overlap(range));
         }
         self.ranges.insert(range.start, (range, subnet));
@@ -65,20 +57,12 @@ impl RoutingTable {
 
     /// The subnet hosting `id`, if any.
     pub fn route(&self, id: &CanisterId) -> Option<SubnetId> {
-        self.ranges
-            .range(..=*id)
-            .next_back()
-            .filter(|(_, (r, _))| r.contains(id))
-            .map(|(_, (_, s))| *s)
+        self.ranges.range(..=*id).next_back().filter(|(_, (r, _))| r.contains(id)).map(|(_, (_, s))| *s)
     }
 
     /// All ranges of one subnet, sorted.
     pub fn ranges_of(&self, subnet: &SubnetId) -> Vec<CanisterIdRange> {
-        self.ranges
-            .values()
-            .filter(|(_, s)| s == subnet)
-            .map(|(r, _)| *r)
-            .collect()
+        self.ranges.values().filter(|(_, s)| s == subnet).map(|(r, _)| *r).collect()
     }
 
     /// Every `(range, subnet)` pair, sorted by range start.
@@ -97,28 +81,15 @@ mod tests {
         let a = SubnetId(Principal::self_authenticating(b"a"));
         let b = SubnetId(Principal::self_authenticating(b"b"));
         let mut t = RoutingTable::new();
-        let r1 = CanisterIdRange {
-            start: CanisterId::from_u64(0),
-            end: CanisterId::from_u64(99),
-        };
-        let r2 = CanisterIdRange {
-            start: CanisterId::from_u64(100),
-            end: CanisterId::from_u64(199),
-        };
+        let r1 = CanisterIdRange { start: CanisterId::from_u64(0), end: CanisterId::from_u64(99) };
+        let r2 = CanisterIdRange { start: CanisterId::from_u64(100), end: CanisterId::from_u64(199) };
         t.insert(r1, a).unwrap();
         t.insert(r2, b).unwrap();
         assert_eq!(t.route(&CanisterId::from_u64(5)), Some(a));
         assert_eq!(t.route(&CanisterId::from_u64(150)), Some(b));
         assert_eq!(t.route(&CanisterId::from_u64(200)), None);
         assert!(
-            t.insert(
-                CanisterIdRange {
-                    start: CanisterId::from_u64(50),
-                    end: CanisterId::from_u64(60)
-                },
-                b
-            )
-            .is_err()
+            t.insert(CanisterIdRange { start: CanisterId::from_u64(50), end: CanisterId::from_u64(60) }, b).is_err()
         );
         assert_eq!(t.ranges_of(&a), vec![r1]);
     }

@@ -36,10 +36,7 @@ impl Time {
 
     /// This time plus a duration, saturating.
     pub fn saturating_add(self, d: std::time::Duration) -> Time {
-        Time(
-            self.0
-                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
-        )
+        Time(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
     }
 
     /// Nanoseconds from `earlier` to `self`, zero if `earlier` is later.
@@ -50,19 +47,12 @@ impl Time {
 
 impl fmt::Debug for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:09}s",
-            self.0 / 1_000_000_000,
-            self.0 % 1_000_000_000
-        )
+        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
     }
 }
 
 /// The height of a block and of the state it produced.
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
 pub struct Height(pub u64);
 
 impl Height {
@@ -79,7 +69,5 @@ impl fmt::Display for Height {
 }
 
 /// A version of the registry; every record is read at some version.
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
 pub struct RegistryVersion(pub u64);

@@ -42,20 +42,14 @@ pub fn decode_module_with_limit(bytes: &[u8], max_size: u64) -> Result<Vec<u8>, 
         // Compressed Wasm is typically 3–4x smaller; start there, but never above the cap.
         let guess = (bytes.len() as u64).saturating_mul(4).min(max_size) as usize;
         let mut out = Vec::with_capacity(guess);
-        limited
-            .read_to_end(&mut out)
-            .map_err(|e| ModuleError::Gzip(e.to_string()))?;
+        limited.read_to_end(&mut out).map_err(|e| ModuleError::Gzip(e.to_string()))?;
         if out.len() as u64 > max_size {
             return Err(ModuleError::ModuleTooLarge { limit: max_size });
         }
         if !out.starts_with(&WASM_MAGIC) {
-            return Err(ModuleError::GzipNotWasm {
-                found: hex_prefix(&out),
-            });
+            return Err(ModuleError::GzipNotWasm { found: hex_prefix(&out) });
         }
         return Ok(out);
     }
-    Err(ModuleError::BadMagic {
-        found: hex_prefix(bytes),
-    })
+    Err(ModuleError::BadMagic { found: hex_prefix(bytes) })
 }

@@ -118,9 +118,7 @@ pub enum ModuleError {
     },
 
     /// Too many defined functions.
-    #[error(
-        "Wasm module defined {defined} functions which exceeds the maximum number allowed {allowed}."
-    )]
+    #[error("Wasm module defined {defined} functions which exceeds the maximum number allowed {allowed}.")]
     TooManyFunctions {
         /// Defined (not imported) functions.
         defined: usize,
@@ -129,9 +127,7 @@ pub enum ModuleError {
     },
 
     /// Too many defined globals.
-    #[error(
-        "Wasm module defined {defined} globals which exceeds the maximum number allowed {allowed}."
-    )]
+    #[error("Wasm module defined {defined} globals which exceeds the maximum number allowed {allowed}.")]
     TooManyGlobals {
         /// Defined globals.
         defined: usize,
@@ -166,9 +162,7 @@ pub enum ModuleError {
     },
 
     /// The code section is too large.
-    #[error(
-        "Wasm module code section size of {size} bytes exceeds the maximum allowed size of {allowed} bytes."
-    )]
+    #[error("Wasm module code section size of {size} bytes exceeds the maximum allowed size of {allowed} bytes.")]
     CodeSectionTooLarge {
         /// Section size in bytes.
         size: u64,
@@ -186,9 +180,7 @@ pub enum ModuleError {
     InvalidCustomSection(String),
 
     /// More `icp:` custom sections than allowed.
-    #[error(
-        "Wasm module defined {defined} custom sections which exceeds the maximum number allowed {allowed}."
-    )]
+    #[error("Wasm module defined {defined} custom sections which exceeds the maximum number allowed {allowed}.")]
     TooManyCustomSections {
         /// `icp:` sections.
         defined: usize,
@@ -235,12 +227,7 @@ pub(crate) fn hex_prefix(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "an empty file".to_string();
     }
-    let mut s: String = bytes
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut s: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
     if bytes.len() > 8 {
         s.push_str(" …");
     }

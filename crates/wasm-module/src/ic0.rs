@@ -127,25 +127,11 @@ impl Ic0Function {
 use Ty::{I32, I64, Ptr as P};
 
 const fn f(name: &'static str, params: &'static [Ty], results: &'static [Ty]) -> Ic0Function {
-    Ic0Function {
-        name,
-        params,
-        results,
-        wasm32_only: false,
-    }
+    Ic0Function { name, params, results, wasm32_only: false }
 }
 
-const fn deprecated(
-    name: &'static str,
-    params: &'static [Ty],
-    results: &'static [Ty],
-) -> Ic0Function {
-    Ic0Function {
-        name,
-        params,
-        results,
-        wasm32_only: true,
-    }
+const fn deprecated(name: &'static str, params: &'static [Ty], results: &'static [Ty]) -> Ic0Function {
+    Ic0Function { name, params, results, wasm32_only: true }
 }
 
 /// Every `ic0` function, in the order of the interface spec (digest §8): the 65 current
@@ -250,7 +236,5 @@ pub fn ic0_names() -> impl Iterator<Item = &'static str> {
 /// Every function available to a module of the given width with its concrete signature:
 /// what the engine registers in its linker for such a module.
 pub fn ic0_functions_for(memory64: bool) -> impl Iterator<Item = (&'static str, FuncSig)> {
-    IC0_FUNCTIONS
-        .iter()
-        .filter_map(move |f| Some((f.name, f.signature(memory64)?)))
+    IC0_FUNCTIONS.iter().filter_map(move |f| Some((f.name, f.signature(memory64)?)))
 }

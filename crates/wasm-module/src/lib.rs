@@ -10,8 +10,9 @@
 //!    pointer width, the allowed `canister_*` exports, `icp:` custom sections, and the
 //!    IC's size limits ([`ModuleLimits`]). Returns a [`ModuleInfo`] describing the module.
 //! 3. [`instrument`]: rewrites the module so the engine can keep memory and globals across
-//!    messages without re-running initialisation, and meter bulk memory operations by
-//!    length; returns an [`InstrumentedModule`].
+//!    messages without re-running initialisation; returns an [`InstrumentedModule`]. Code
+//!    is not rewritten: bulk memory and table operations are metered by length by the
+//!    engine's fuel configuration, not by instrumentation.
 //!
 //! ```
 //! # fn main() -> Result<(), cairn_wasm_module::ModuleError> {
@@ -33,27 +34,22 @@ pub mod ic0;
 mod instrument;
 mod validate;
 
-pub use decode::{
-    DEFAULT_MAX_MODULE_SIZE, GZIP_MAGIC, WASM_MAGIC, decode_module, decode_module_with_limit,
-};
+pub use decode::{DEFAULT_MAX_MODULE_SIZE, GZIP_MAGIC, WASM_MAGIC, decode_module, decode_module_with_limit};
 pub use error::ModuleError;
 pub use ic0::{FuncSig, ValType};
 pub use instrument::{
-    CHARGE_FUNCTION, CHARGE_MODULE, ExportedGlobal, GLOBAL_EXPORT_PREFIX, InstrumentedModule,
-    MEMORY_EXPORT, START_EXPORT, TABLE_EXPORT, global_export_name, instrument,
+    ExportedGlobal, GLOBAL_EXPORT_PREFIX, InstrumentedModule, MEMORY_EXPORT, START_EXPORT, TABLE_EXPORT,
+    global_export_name, instrument,
 };
 pub use validate::{
-    CustomSection, MemoryLimits, MethodKind, ModuleInfo, ModuleLimits, RESERVED_EXPORT_PREFIX,
-    SystemMethod, Visibility, WASM_PAGE_SIZE, validate, wasm_features,
+    CustomSection, MemoryLimits, MethodKind, ModuleInfo, ModuleLimits, RESERVED_EXPORT_PREFIX, SystemMethod,
+    Visibility, WASM_PAGE_SIZE, validate, wasm_features,
 };
 
 /// Decodes, validates and instruments in one go: what the engine does on install.
 ///
 /// `limits.max_module_size` also caps gzip decompression.
-pub fn prepare(
-    upload: &[u8],
-    limits: &ModuleLimits,
-) -> Result<(ModuleInfo, InstrumentedModule), ModuleError> {
+pub fn prepare(upload: &[u8], limits: &ModuleLimits) -> Result<(ModuleInfo, InstrumentedModule), ModuleError> {
     let wasm = decode_module_with_limit(upload, limits.max_module_size)?;
     let info = validate(&wasm, limits)?;
     let module = instrument(&wasm, &info)?;

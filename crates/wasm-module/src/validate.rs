@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use wasmparser::{
-    DataKind, ExternalKind, FuncValidatorAllocations, Operator, Parser, Payload, TypeRef,
-    ValidPayload, Validator, WasmFeatures, types::Types,
+    DataKind, ExternalKind, FuncValidatorAllocations, Operator, Parser, Payload, TypeRef, ValidPayload, Validator,
+    WasmFeatures, types::Types,
 };
 
 use crate::decode::{DEFAULT_MAX_MODULE_SIZE, WASM_MAGIC};
@@ -133,9 +133,7 @@ impl SystemMethod {
 
     /// The system method exported under `name`, if any.
     pub fn from_export_name(name: &str) -> Option<SystemMethod> {
-        SystemMethod::ALL
-            .into_iter()
-            .find(|m| m.export_name() == name)
+        SystemMethod::ALL.into_iter().find(|m| m.export_name() == name)
     }
 }
 
@@ -167,13 +165,9 @@ impl MethodKind {
 
     /// Splits an export name into kind and method name, if it is a method export.
     pub fn parse_export(export: &str) -> Option<(MethodKind, &str)> {
-        [
-            MethodKind::Update,
-            MethodKind::Query,
-            MethodKind::CompositeQuery,
-        ]
-        .into_iter()
-        .find_map(|k| export.strip_prefix(k.export_prefix()).map(|n| (k, n)))
+        [MethodKind::Update, MethodKind::Query, MethodKind::CompositeQuery]
+            .into_iter()
+            .find_map(|k| export.strip_prefix(k.export_prefix()).map(|n| (k, n)))
     }
 }
 
@@ -277,21 +271,14 @@ pub const WASM_PAGE_SIZE: u64 = 65536;
 /// Rejections carry the rule that failed; see [`ModuleError`].
 pub fn validate(wasm: &[u8], limits: &ModuleLimits) -> Result<ModuleInfo, ModuleError> {
     if wasm.len() as u64 > limits.max_module_size {
-        return Err(ModuleError::ModuleTooLarge {
-            limit: limits.max_module_size,
-        });
+        return Err(ModuleError::ModuleTooLarge { limit: limits.max_module_size });
     }
     // A gzip upload passed here by mistake gets the same clear error as in decoding.
     if !wasm.starts_with(&WASM_MAGIC) {
-        return Err(ModuleError::BadMagic {
-            found: hex_prefix(wasm),
-        });
+        return Err(ModuleError::BadMagic { found: hex_prefix(wasm) });
     }
     let c = collect(wasm, limits)?;
-    let types = c
-        .types
-        .as_ref()
-        .ok_or_else(|| ModuleError::Invalid("unexpected end of module".into()))?;
+    let types = c.types.as_ref().ok_or_else(|| ModuleError::Invalid("unexpected end of module".into()))?;
 
     let memory64 = c.memory.is_some_and(|m| m.memory64);
 
@@ -303,10 +290,7 @@ pub fn validate(wasm: &[u8], limits: &ModuleLimits) -> Result<ModuleInfo, Module
 
     Ok(ModuleInfo {
         memory64,
-        memory: c.memory.map(|m| MemoryLimits {
-            initial_pages: m.initial,
-            maximum_pages: m.maximum,
-        }),
+        memory: c.memory.map(|m| MemoryLimits { initial_pages: m.initial, maximum_pages: m.maximum }),
         update_methods: methods.update,
         query_methods: methods.query,
         composite_query_methods: methods.composite_query,
@@ -379,14 +363,9 @@ fn collect<'a>(wasm: &'a [u8], limits: &ModuleLimits) -> Result<Collected<'a>, M
                 });
             }
             Payload::GlobalSection(s) if s.count() as usize > limits.max_globals => {
-                return Err(ModuleError::TooManyGlobals {
-                    defined: s.count() as usize,
-                    allowed: limits.max_globals,
-                });
+                return Err(ModuleError::TooManyGlobals { defined: s.count() as usize, allowed: limits.max_globals });
             }
-            Payload::CodeSectionStart { size, .. }
-                if u64::from(*size) > limits.max_code_section_size =>
-            {
+            Payload::CodeSectionStart { size, .. } if u64::from(*size) > limits.max_code_section_size => {
                 return Err(ModuleError::CodeSectionTooLarge {
                     size: u64::from(*size),
                     allowed: limits.max_code_section_size,
@@ -402,9 +381,7 @@ fn collect<'a>(wasm: &'a [u8], limits: &ModuleLimits) -> Result<Collected<'a>, M
                 for import in s.into_imports() {
                     let import = import.map_err(wp)?;
                     check_import_kind(&import)?;
-                    c.func_imports.push(FuncImport {
-                        name: import.name.to_string(),
-                    });
+                    c.func_imports.push(FuncImport { name: import.name.to_string() });
                 }
             }
             Payload::FunctionSection(s) => c.num_defined_functions = s.count(),
@@ -428,11 +405,7 @@ fn collect<'a>(wasm: &'a [u8], limits: &ModuleLimits) -> Result<Collected<'a>, M
             Payload::DataSection(s) => {
                 for (index, d) in s.into_iter().enumerate() {
                     let d = d.map_err(wp)?;
-                    if let DataKind::Active {
-                        memory_index,
-                        offset_expr,
-                    } = d.kind
-                    {
+                    if let DataKind::Active { memory_index, offset_expr } = d.kind {
                         c.active_data.push(ActiveData {
                             index: index as u32,
                             memory: memory_index,
@@ -579,28 +552,18 @@ fn convert(ty: &wasmparser::ValType) -> Option<ValType> {
 }
 
 fn fmt_func_type(ty: &wasmparser::FuncType) -> String {
-    let list = |tys: &[wasmparser::ValType]| {
-        tys.iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |tys: &[wasmparser::ValType]| tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
     format!("({}) -> ({})", list(ty.params()), list(ty.results()))
 }
 
 fn same_sig(expected: &ic0::FuncSig, found: &wasmparser::FuncType) -> bool {
     let conv = |tys: &[wasmparser::ValType]| tys.iter().map(convert).collect::<Option<Vec<_>>>();
-    conv(found.params()).as_ref() == Some(&expected.params)
-        && conv(found.results()).as_ref() == Some(&expected.results)
+    conv(found.params()).as_ref() == Some(&expected.params) && conv(found.results()).as_ref() == Some(&expected.results)
 }
 
 /// Each `ic0` import must have exactly the §8 type for the module's pointer width, and
 /// the deprecated 32-bit-only functions are unavailable to memory64 modules.
-fn check_import_signatures(
-    c: &Collected<'_>,
-    types: &Types,
-    memory64: bool,
-) -> Result<(), ModuleError> {
+fn check_import_signatures(c: &Collected<'_>, types: &Types, memory64: bool) -> Result<(), ModuleError> {
     for (index, import) in c.func_imports.iter().enumerate() {
         let Some(expected) = ic0::ic0_signature(&import.name, memory64) else {
             return Err(ModuleError::InvalidImport(format!(
@@ -609,9 +572,8 @@ fn check_import_signatures(
                 import.name
             )));
         };
-        let found = func_type(types, index as u32).ok_or_else(|| {
-            ModuleError::Invalid("function import without a function type".into())
-        })?;
+        let found = func_type(types, index as u32)
+            .ok_or_else(|| ModuleError::Invalid("function import without a function type".into()))?;
         if !same_sig(&expected, found) {
             return Err(ModuleError::WrongImportSignature {
                 name: import.name.clone(),
@@ -632,20 +594,14 @@ struct Methods {
 }
 
 /// The export rules of digest §7 plus the method-count limits.
-fn check_exports(
-    c: &Collected<'_>,
-    types: &Types,
-    limits: &ModuleLimits,
-) -> Result<Methods, ModuleError> {
+fn check_exports(c: &Collected<'_>, types: &Types, limits: &ModuleLimits) -> Result<Methods, ModuleError> {
     let mut m = Methods::default();
     let mut seen: HashMap<&str, MethodKind> = HashMap::new();
     let mut name_bytes = 0usize;
 
     for &(name, kind, index) in &c.exports {
         if name.starts_with(RESERVED_EXPORT_PREFIX) || IC_RESERVED_EXPORTS.contains(&name) {
-            return Err(ModuleError::InvalidExport(format!(
-                "Exporting reserved symbol '{name}' is not allowed."
-            )));
+            return Err(ModuleError::InvalidExport(format!("Exporting reserved symbol '{name}' is not allowed.")));
         }
         let method = MethodKind::parse_export(name);
         let system = SystemMethod::from_export_name(name);
@@ -694,16 +650,10 @@ fn check_exports(
         }
     }
     if seen.len() > limits.max_exported_methods {
-        return Err(ModuleError::TooManyMethods {
-            count: seen.len(),
-            allowed: limits.max_exported_methods,
-        });
+        return Err(ModuleError::TooManyMethods { count: seen.len(), allowed: limits.max_exported_methods });
     }
     if name_bytes > limits.max_method_name_bytes {
-        return Err(ModuleError::MethodNamesTooLong {
-            total: name_bytes,
-            allowed: limits.max_method_name_bytes,
-        });
+        return Err(ModuleError::MethodNamesTooLong { total: name_bytes, allowed: limits.max_method_name_bytes });
     }
     Ok(m)
 }
@@ -713,17 +663,11 @@ fn check_exports(
 /// reference-typed globals (it allows i32/i64/f32/f64; v128 is allowed here since SIMD is).
 fn check_globals(c: &Collected<'_>, limits: &ModuleLimits) -> Result<(), ModuleError> {
     if c.globals.len() > limits.max_globals {
-        return Err(ModuleError::TooManyGlobals {
-            defined: c.globals.len(),
-            allowed: limits.max_globals,
-        });
+        return Err(ModuleError::TooManyGlobals { defined: c.globals.len(), allowed: limits.max_globals });
     }
     for (index, g) in c.globals.iter().enumerate() {
         if convert(&g.content_type).is_none() {
-            return Err(ModuleError::UnsupportedGlobalType {
-                index: index as u32,
-                ty: g.content_type.to_string(),
-            });
+            return Err(ModuleError::UnsupportedGlobalType { index: index as u32, ty: g.content_type.to_string() });
         }
     }
     Ok(())
@@ -733,10 +677,7 @@ fn check_globals(c: &Collected<'_>, limits: &ModuleLimits) -> Result<(), ModuleE
 /// removes them), so their offsets must be plain constants, and a segment that would make
 /// instantiation trap is rejected up front.
 fn check_data_segments(c: &Collected<'_>) -> Result<(), ModuleError> {
-    let memory_bytes = c
-        .memory
-        .map(|m| m.initial.saturating_mul(WASM_PAGE_SIZE))
-        .unwrap_or(0);
+    let memory_bytes = c.memory.map(|m| m.initial.saturating_mul(WASM_PAGE_SIZE)).unwrap_or(0);
     for d in &c.active_data {
         if d.memory != 0 {
             return Err(ModuleError::InvalidDataSegment(format!(
@@ -750,10 +691,7 @@ fn check_data_segments(c: &Collected<'_>) -> Result<(), ModuleError> {
                 d.index
             )));
         };
-        if offset
-            .checked_add(d.len)
-            .is_none_or(|end| end > memory_bytes)
-        {
+        if offset.checked_add(d.len).is_none_or(|end| end > memory_bytes) {
             return Err(ModuleError::InvalidDataSegment(format!(
                 "Data segment {} (offset {offset}, {} bytes) does not fit into the initial \
                  memory of {memory_bytes} bytes.",
@@ -783,8 +721,7 @@ fn check_custom_sections(
             (n, Visibility::Private)
         } else if section_name == "icp:public" || section_name == "icp:private" {
             return Err(ModuleError::InvalidCustomSection(
-                "'icp:' section names must have a space after the public/private scope."
-                    .to_string(),
+                "'icp:' section names must have a space after the public/private scope.".to_string(),
             ));
         } else {
             return Err(ModuleError::InvalidCustomSection(format!(
@@ -798,23 +735,11 @@ fn check_custom_sections(
         }
         total += (data.len() + name.len()) as u64;
         if total > limits.max_custom_sections_size {
-            return Err(ModuleError::CustomSectionsTooLarge {
-                size: total,
-                allowed: limits.max_custom_sections_size,
-            });
+            return Err(ModuleError::CustomSectionsTooLarge { size: total, allowed: limits.max_custom_sections_size });
         }
-        out.insert(
-            name.to_string(),
-            CustomSection {
-                visibility,
-                content: data.to_vec(),
-            },
-        );
+        out.insert(name.to_string(), CustomSection { visibility, content: data.to_vec() });
         if out.len() > limits.max_custom_sections {
-            return Err(ModuleError::TooManyCustomSections {
-                defined: out.len(),
-                allowed: limits.max_custom_sections,
-            });
+            return Err(ModuleError::TooManyCustomSections { defined: out.len(), allowed: limits.max_custom_sections });
         }
     }
     Ok(out)

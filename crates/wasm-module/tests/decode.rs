@@ -34,31 +34,17 @@ fn bad_magic() {
     let err = decode_module(b"hello world").unwrap_err();
     assert!(matches!(err, ModuleError::BadMagic { .. }));
     assert!(err.to_string().starts_with("bad magic"), "{err}");
-    assert!(
-        err.to_string().contains("68 65 6c 6c 6f 20 77 6f …"),
-        "{err}"
-    );
-    assert!(
-        decode_module(b"")
-            .unwrap_err()
-            .to_string()
-            .contains("an empty file")
-    );
+    assert!(err.to_string().contains("68 65 6c 6c 6f 20 77 6f …"), "{err}");
+    assert!(decode_module(b"").unwrap_err().to_string().contains("an empty file"));
     // gzip magic with a method other than deflate.
-    assert!(matches!(
-        decode_module(&[0x1f, 0x8b, 0x07, 0]).unwrap_err(),
-        ModuleError::BadMagic { .. }
-    ));
+    assert!(matches!(decode_module(&[0x1f, 0x8b, 0x07, 0]).unwrap_err(), ModuleError::BadMagic { .. }));
 }
 
 #[test]
 fn corrupt_gzip() {
     let mut gz = gzip(&module());
     gz.truncate(gz.len() - 6);
-    assert!(matches!(
-        decode_module(&gz).unwrap_err(),
-        ModuleError::Gzip(_)
-    ));
+    assert!(matches!(decode_module(&gz).unwrap_err(), ModuleError::Gzip(_)));
     let err = decode_module(&[0x1f, 0x8b, 0x08, 0, 0, 0]).unwrap_err();
     assert!(matches!(err, ModuleError::Gzip(_)), "{err}");
 }
@@ -77,16 +63,10 @@ fn size_cap_is_exact() {
     let wasm = module();
     let n = wasm.len() as u64;
     assert_eq!(decode_module_with_limit(&wasm, n).unwrap(), wasm);
-    assert_eq!(
-        decode_module_with_limit(&wasm, n - 1).unwrap_err(),
-        ModuleError::ModuleTooLarge { limit: n - 1 }
-    );
+    assert_eq!(decode_module_with_limit(&wasm, n - 1).unwrap_err(), ModuleError::ModuleTooLarge { limit: n - 1 });
     let gz = gzip(&wasm);
     assert_eq!(decode_module_with_limit(&gz, n).unwrap(), wasm);
-    assert_eq!(
-        decode_module_with_limit(&gz, n - 1).unwrap_err(),
-        ModuleError::ModuleTooLarge { limit: n - 1 }
-    );
+    assert_eq!(decode_module_with_limit(&gz, n - 1).unwrap_err(), ModuleError::ModuleTooLarge { limit: n - 1 });
 }
 
 #[test]
@@ -105,9 +85,6 @@ fn gzip_bomb_is_rejected_without_inflating_it() {
     let err = decode_module(&bomb).unwrap_err();
     assert_eq!(err, ModuleError::ModuleTooLarge { limit: 100 << 20 });
     // A small cap stops even earlier.
-    assert_eq!(
-        decode_module_with_limit(&bomb, 4096).unwrap_err(),
-        ModuleError::ModuleTooLarge { limit: 4096 }
-    );
+    assert_eq!(decode_module_with_limit(&bomb, 4096).unwrap_err(), ModuleError::ModuleTooLarge { limit: 4096 });
     eprintln!("bomb rejected in {:?}", started.elapsed());
 }

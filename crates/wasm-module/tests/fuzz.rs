@@ -43,10 +43,7 @@ const SEED_64: &str = r#"(module
   (start $init))"#;
 
 fn seeds() -> Vec<Vec<u8>> {
-    [SEED_32, SEED_64]
-        .iter()
-        .map(|s| wat::parse_str(s).unwrap())
-        .collect()
+    [SEED_32, SEED_64].iter().map(|s| wat::parse_str(s).unwrap()).collect()
 }
 
 #[derive(Debug, Clone)]

@@ -113,10 +113,7 @@ fn spec(memory64: bool) -> BTreeMap<String, FuncSig> {
         let (params, results) = sig.split_once(" -> ").unwrap();
         out.insert(
             name.to_string(),
-            FuncSig {
-                params: parse_list(params, memory64),
-                results: parse_list(results, memory64),
-            },
+            FuncSig { params: parse_list(params, memory64), results: parse_list(results, memory64) },
         );
     }
     out
@@ -126,9 +123,7 @@ fn spec(memory64: bool) -> BTreeMap<String, FuncSig> {
 fn table_matches_the_spec_for_both_widths() {
     for memory64 in [false, true] {
         let expected = spec(memory64);
-        let actual: BTreeMap<String, FuncSig> = ic0_functions_for(memory64)
-            .map(|(n, s)| (n.to_string(), s))
-            .collect();
+        let actual: BTreeMap<String, FuncSig> = ic0_functions_for(memory64).map(|(n, s)| (n.to_string(), s)).collect();
         assert_eq!(actual, expected, "memory64 = {memory64}");
         for (name, sig) in &expected {
             assert_eq!(ic0_signature(name, memory64).as_ref(), Some(sig), "{name}");
@@ -137,11 +132,7 @@ fn table_matches_the_spec_for_both_widths() {
     assert_eq!(spec(false).len(), 74);
     assert_eq!(spec(true).len(), 65);
     assert_eq!(ic0_names().count(), 74);
-    assert_eq!(
-        ic0_names().collect::<BTreeSet<_>>().len(),
-        74,
-        "no duplicates"
-    );
+    assert_eq!(ic0_names().collect::<BTreeSet<_>>().len(), 74, "no duplicates");
     assert_eq!(IC0_FUNCTIONS.iter().filter(|f| f.wasm32_only).count(), 9);
     assert_eq!(ic0_signature("stable_read", true), None);
     assert_eq!(ic0_signature("nonexistent", false), None);
@@ -149,16 +140,8 @@ fn table_matches_the_spec_for_both_widths() {
 
 #[test]
 fn signature_display() {
-    assert_eq!(
-        ic0_signature("msg_reply_data_append", true)
-            .unwrap()
-            .to_string(),
-        "(i64, i64) -> ()"
-    );
-    assert_eq!(
-        ic0_signature("time", false).unwrap().to_string(),
-        "() -> (i64)"
-    );
+    assert_eq!(ic0_signature("msg_reply_data_append", true).unwrap().to_string(), "(i64, i64) -> ()");
+    assert_eq!(ic0_signature("time", false).unwrap().to_string(), "() -> (i64)");
 }
 
 /// Every function named in the digest's §8 table is in ours (when the digest is present
@@ -170,11 +153,7 @@ fn table_covers_the_digest() {
         eprintln!("{path} not found; skipping");
         return;
     };
-    let section = text
-        .split("## 8. System API")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .expect("§8 present");
+    let section = text.split("## 8. System API").nth(1).and_then(|s| s.split("\n## ").next()).expect("§8 present");
     let mut names = BTreeSet::new();
     for row in section.lines().filter(|l| l.starts_with("| ")) {
         let first = row.trim_start_matches("| ").split(" |").next().unwrap();
@@ -184,9 +163,7 @@ fn table_covers_the_digest() {
             let words: Vec<&str> = list.split_whitespace().collect();
             for pair in words.windows(2) {
                 if pair[1].starts_with('(')
-                    && pair[0]
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    && pair[0].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
                 {
                     names.insert(pair[0].to_string());
                 }
@@ -199,11 +176,7 @@ fn table_covers_the_digest() {
         // "msg_arg_data_size / _copy", "msg_reply_data_append · msg_reply · msg_reject",
         // "msg_caller_info_data_size / _copy, msg_caller_info_signer_size / _copy".
         let mut previous = String::new();
-        for token in first
-            .split([',', '·', '/'])
-            .map(|t| t.trim().trim_matches('`'))
-            .filter(|t| !t.is_empty())
-        {
+        for token in first.split([',', '·', '/']).map(|t| t.trim().trim_matches('`')).filter(|t| !t.is_empty()) {
             let name = if let Some(suffix) = token.strip_prefix('_') {
                 let base = previous.rsplit_once('_').unwrap().0;
                 format!("{base}_{suffix}")
@@ -216,13 +189,7 @@ fn table_covers_the_digest() {
     }
     let ours: BTreeSet<String> = ic0_names().map(String::from).collect();
     let missing: Vec<_> = names.difference(&ours).collect();
-    assert!(
-        missing.is_empty(),
-        "in the digest but not in the table: {missing:?}"
-    );
+    assert!(missing.is_empty(), "in the digest but not in the table: {missing:?}");
     let extra: Vec<_> = ours.difference(&names).collect();
-    assert!(
-        extra.is_empty(),
-        "in the table but not in the digest: {extra:?}"
-    );
+    assert!(extra.is_empty(), "in the table but not in the digest: {extra:?}");
 }

@@ -5,13 +5,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use cairn_wasm_module::{
-    CHARGE_FUNCTION, CHARGE_MODULE, ExportedGlobal, InstrumentedModule, MEMORY_EXPORT,
-    ModuleLimits, START_EXPORT, ValType, instrument, validate, wasm_features,
+    ExportedGlobal, InstrumentedModule, MEMORY_EXPORT, ModuleLimits, START_EXPORT, TABLE_EXPORT, ValType, instrument,
+    validate, wasm_features,
 };
 use common::wat;
 use wasmparser::{
-    DataKind, ElementItems, ElementKind, ExternalKind, KnownCustom, Name, Operator, Parser,
-    Payload, TypeRef,
+    DataKind, ElementItems, ElementKind, ExternalKind, KnownCustom, Name, Operator, Parser, Payload, TypeRef,
 };
 
 fn instrumented(src: &str) -> InstrumentedModule {
@@ -40,7 +39,8 @@ struct Parsed {
     data: Vec<(Option<String>, Vec<u8>)>,
     /// Per element segment: (is active, function indices).
     elements: Vec<(bool, Vec<u32>)>,
-    has_start: bool,
+    /// The start function, if there is a start section.
+    start: Option<u32>,
     function_names: BTreeMap<u32, String>,
 }
 
@@ -68,12 +68,7 @@ fn parse(bytes: &[u8]) -> Parsed {
                 }
             }
             Payload::CodeSectionEntry(body) => {
-                let locals = body
-                    .get_locals_reader()
-                    .unwrap()
-                    .into_iter()
-                    .map(|l| l.unwrap())
-                    .collect();
+                let locals = body.get_locals_reader().unwrap().into_iter().map(|l| l.unwrap()).collect();
                 let mut ops = Vec::new();
                 let mut r = body.get_operators_reader().unwrap();
                 while !r.eof() {
@@ -114,7 +109,7 @@ fn parse(bytes: &[u8]) -> Parsed {
                     p.elements.push((active, funcs));
                 }
             }
-            Payload::StartSection { .. } => p.has_start = true,
+            Payload::StartSection { func, .. } => p.start = Some(func),
             Payload::CustomSection(c) => {
                 if let KnownCustom::Name(names) = c.as_known() {
                     for n in names {
@@ -133,44 +128,33 @@ fn parse(bytes: &[u8]) -> Parsed {
     p
 }
 
-/// Asserts that every bulk op in `ops` is immediately preceded by the charge sequence
-/// using `local` (and widening for i32), and returns how many bulk ops there were.
-fn assert_charged(
-    ops: &[String],
-    charge: u32,
-    scratch32: Option<u32>,
-    scratch64: Option<u32>,
-) -> usize {
-    let bulk = [
-        "MemoryFill",
-        "MemoryCopy",
-        "MemoryInit",
-        "TableFill",
-        "TableCopy",
-        "TableInit",
-    ];
-    let mut n = 0;
-    for (i, op) in ops.iter().enumerate() {
-        if !bulk.iter().any(|b| op.starts_with(b)) {
-            continue;
-        }
-        n += 1;
-        assert_eq!(
-            ops[i - 1],
-            format!("Call {{ function_index: {charge} }}"),
-            "before {op}"
-        );
-        if ops[i - 2] == "I64ExtendI32U" {
-            let l = scratch32.expect("i32 scratch");
-            assert_eq!(ops[i - 3], format!("LocalGet {{ local_index: {l} }}"));
-            assert_eq!(ops[i - 4], format!("LocalTee {{ local_index: {l} }}"));
-        } else {
-            let l = scratch64.expect("i64 scratch");
-            assert_eq!(ops[i - 2], format!("LocalGet {{ local_index: {l} }}"));
-            assert_eq!(ops[i - 3], format!("LocalTee {{ local_index: {l} }}"));
+/// Every section as (`id` or `custom:<name>`, contents), in module order.
+fn sections(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.unwrap();
+        if let Payload::CustomSection(c) = &payload {
+            out.push((format!("custom:{}", c.name()), c.data().to_vec()));
+        } else if let Some((id, range)) = payload.as_section() {
+            out.push((id.to_string(), bytes[range].to_vec()));
         }
     }
-    n
+    out
+}
+
+/// Section ids (as [`sections`] names them). Export, start and data sections are the only
+/// ones instrumentation rewrites.
+const EXPORT_SECTION: &str = "7";
+const START_SECTION: &str = "8";
+const CODE_SECTION: &str = "10";
+const DATA_SECTION: &str = "11";
+
+/// The sections instrumentation must leave byte for byte as they were.
+fn untouched_sections(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    sections(bytes)
+        .into_iter()
+        .filter(|(id, _)| ![EXPORT_SECTION, START_SECTION, DATA_SECTION].contains(&id.as_str()))
+        .collect()
 }
 
 const TABLE_MODULE: &str = r#"(module
@@ -204,37 +188,24 @@ const TABLE_MODULE: &str = r#"(module
   (start $start))"#;
 
 #[test]
-fn shifts_function_indices_everywhere() {
+fn function_indices_are_unchanged() {
     let out = instrumented(TABLE_MODULE);
     let p = parse(&out.bytes);
 
-    // The charge import comes last among the imports.
+    // No import is added.
     assert_eq!(
-        p.imports
-            .iter()
-            .map(|(m, n, _)| format!("{m}.{n}"))
-            .collect::<Vec<_>>(),
-        [
-            "ic0.msg_reply",
-            "ic0.debug_print",
-            &format!("{CHARGE_MODULE}.{CHARGE_FUNCTION}")
-        ]
+        p.imports.iter().map(|(m, n, _)| format!("{m}.{n}")).collect::<Vec<_>>(),
+        ["ic0.msg_reply", "ic0.debug_print"]
     );
-    let charge_ty = p.imports[2].2 as usize;
-    assert_eq!(p.types[charge_ty], (vec![wasmparser::ValType::I64], vec![]));
-    assert_eq!(out.charge_function_index, 2);
+    assert_eq!(p.types, parse(&wat(TABLE_MODULE)).types, "no type is added");
 
-    // Defined functions moved from 2..=6 to 3..=7.
-    let (a, b, c, start, update) = (3, 4, 5, 6, 7);
-    assert_eq!(
-        p.exports["canister_update go"],
-        (ExternalKind::Func, update)
-    );
+    // Defined functions keep their indices 2..=6 everywhere they are referenced.
+    let (a, b, c, start, update) = (2, 3, 4, 5, 6);
+    assert_eq!(p.exports["canister_update go"], (ExternalKind::Func, update));
     assert_eq!(p.exports[START_EXPORT], (ExternalKind::Func, start));
     assert_eq!(p.elements, vec![(true, vec![a, b]), (false, vec![c])]);
-    assert!(!p.has_start);
+    assert_eq!(p.start, None);
 
-    // Calls to defined functions moved; calls to imports did not.
     let b_ops = &p.bodies[1].1;
     assert_eq!(b_ops[0], format!("Call {{ function_index: {c} }}"));
     let ops = &p.bodies[4].1;
@@ -243,54 +214,84 @@ fn shifts_function_indices_everywhere() {
     assert!(ops.contains(&"Call { function_index: 0 }".to_string())); // msg_reply
     assert!(ops.iter().any(|o| o.starts_with("CallIndirect")));
 
-    // The name section follows the shift.
+    assert_eq!(p.function_names, parse(&wat(TABLE_MODULE)).function_names);
     assert_eq!(p.function_names.get(&a).map(String::as_str), Some("a"));
-    assert_eq!(
-        p.function_names.get(&update).map(String::as_str),
-        Some("update")
-    );
+    assert_eq!(p.function_names.get(&update).map(String::as_str), Some("update"));
     assert_eq!(p.function_names.get(&1).map(String::as_str), Some("print"));
-    assert!(!p.function_names.contains_key(&2));
 }
 
+/// Modules exercising every bulk operation (memory32/64, table32/64), start functions,
+/// element segments, passive data and the name section.
+const UNCHANGED_CASES: &[&str] = &[
+    TABLE_MODULE,
+    r#"(module
+        (memory i64 1)
+        (data $d "xyz")
+        (data (i64.const 8) "active")
+        (func $g (param $p i64) (local $x i32)
+            (memory.fill (i64.const 0) (i32.const 0) (i64.const 3))
+            (memory.copy (i64.const 0) (i64.const 3) (local.get $p))
+            (memory.init $d (i64.const 0) (i32.const 0) (i32.const 3))
+            (data.drop $d))
+        (func (export "canister_update f") (call $g (i64.const 1))))"#,
+    r#"(module
+        (import "ic0" "msg_reply" (func $reply))
+        (table $t32 4 funcref)
+        (table $t64 i64 4 funcref)
+        (global $g (mut i64) (i64.const 0))
+        (func $f)
+        (elem $e func $f $f)
+        (func $s (global.set $g (i64.const 1)))
+        (start $s)
+        (func (export "canister_update f")
+            (table.fill $t32 (i32.const 0) (ref.null func) (i32.const 2))
+            (table.fill $t64 (i64.const 0) (ref.null func) (i64.const 2))
+            (table.copy $t32 $t32 (i32.const 0) (i32.const 1) (i32.const 1))
+            (table.copy $t64 $t64 (i64.const 0) (i64.const 1) (i64.const 1))
+            (table.init $t32 $e (i32.const 0) (i32.const 0) (i32.const 2))
+            (elem.drop $e)
+            (call $reply)))"#,
+];
+
 #[test]
-fn inserts_charges_and_keeps_locals() {
-    let out = instrumented(TABLE_MODULE);
-    let p = parse(&out.bytes);
-    let (locals, ops) = &p.bodies[4];
-    // Original locals unchanged, one i32 scratch local appended at index 2.
-    assert_eq!(
-        locals,
-        &vec![
-            (1, wasmparser::ValType::I32),
-            (1, wasmparser::ValType::I64),
-            (1, wasmparser::ValType::I32)
-        ]
-    );
-    assert_eq!(assert_charged(ops, 2, Some(2), None), 3);
-    assert_eq!(out.charge_sites, 3);
-    // Existing local accesses still use their indices.
-    assert!(ops.contains(&"LocalSet { local_index: 0 }".to_string()));
-    assert!(ops.contains(&"LocalSet { local_index: 1 }".to_string()));
-    assert!(ops.contains(&"LocalGet { local_index: 0 }".to_string()));
-    // Functions without bulk ops are untouched (no extra locals).
-    assert!(p.bodies[0].0.is_empty());
-    assert_eq!(p.bodies[0].1, ["I32Const { value: 1 }", "End"]);
+fn only_data_start_and_exports_are_rewritten() {
+    for src in UNCHANGED_CASES {
+        let original = wat(src);
+        let out = instrumented(src);
+
+        // Every other section, the code section included, is byte for byte the same, in
+        // the same order: no locals, instructions, types or imports are added.
+        let before = untouched_sections(&original);
+        let after = untouched_sections(&out.bytes);
+        assert!(before.iter().any(|(id, _)| id == CODE_SECTION), "{src}");
+        assert_eq!(before, after, "{src}");
+
+        // The original exports are all still there, with the same indices; the rest are
+        // the added `__cairn_*` ones.
+        let (p0, p) = (parse(&original), parse(&out.bytes));
+        for (name, export) in &p0.exports {
+            assert_eq!(p.exports.get(name), Some(export), "{name} in {src}");
+        }
+        for name in p.exports.keys().filter(|n| !p0.exports.contains_key(*n)) {
+            assert!(name.starts_with("__cairn_"), "{name} in {src}");
+        }
+        assert_eq!(p0.bodies, p.bodies);
+        assert_eq!(p0.elements, p.elements);
+
+        // The start function is exported under its original index.
+        assert_eq!(p0.start.is_some(), out.has_start);
+        assert_eq!(p.exports.get(START_EXPORT), p0.start.map(|f| (ExternalKind::Func, f)).as_ref());
+        assert_eq!(p.start, None);
+    }
 }
 
 #[test]
 fn extracts_active_data_segments() {
     let out = instrumented(TABLE_MODULE);
-    assert_eq!(
-        out.data_segments,
-        vec![(16, b"hello".to_vec()), (100, b"world".to_vec())]
-    );
+    assert_eq!(out.data_segments, vec![(16, b"hello".to_vec()), (100, b"world".to_vec())]);
     let p = parse(&out.bytes);
     // Indices preserved: removed segments become empty passive ones.
-    assert_eq!(
-        p.data,
-        vec![(None, vec![]), (None, b"passive".to_vec()), (None, vec![])]
-    );
+    assert_eq!(p.data, vec![(None, vec![]), (None, b"passive".to_vec()), (None, vec![])]);
 }
 
 #[test]
@@ -299,16 +300,8 @@ fn exports_globals_memory_and_start() {
     assert_eq!(
         out.exported_globals,
         vec![
-            ExportedGlobal {
-                index: 0,
-                ty: ValType::I32,
-                export_name: "__cairn_global_0".into()
-            },
-            ExportedGlobal {
-                index: 2,
-                ty: ValType::F64,
-                export_name: "__cairn_global_2".into()
-            },
+            ExportedGlobal { index: 0, ty: ValType::I32, export_name: "__cairn_global_0".into() },
+            ExportedGlobal { index: 2, ty: ValType::F64, export_name: "__cairn_global_2".into() },
         ]
     );
     let p = parse(&out.bytes);
@@ -321,86 +314,48 @@ fn exports_globals_memory_and_start() {
 }
 
 #[test]
-fn memory64_lengths_are_not_widened() {
-    let out = instrumented(
-        r#"(module
-            (memory i64 1)
-            (data $d "xyz")
-            (func $g (param $p i64)
-                (memory.fill (i64.const 0) (i32.const 0) (i64.const 3))
-                (memory.copy (i64.const 0) (i64.const 3) (local.get $p))
-                (memory.init $d (i64.const 0) (i32.const 0) (i32.const 3)))
-            (func (export "canister_update f") (call $g (i64.const 1))))"#,
+fn exports_table_zero() {
+    let p = parse(&instrumented(TABLE_MODULE).bytes);
+    assert_eq!(p.exports[TABLE_EXPORT], (ExternalKind::Table, 0));
+
+    // Table 0 also when it already has an export name (Motoko's `table`) and when there
+    // are several.
+    let p = parse(
+        &instrumented(
+            r#"(module
+                (table (export "table") i64 2 funcref)
+                (table $other 1 funcref)
+                (func (export "canister_update f")))"#,
+        )
+        .bytes,
     );
-    assert!(out.memory64);
-    let p = parse(&out.bytes);
-    let (locals, ops) = &p.bodies[0];
-    // Param 0, then scratch i32 at 1 (memory.init's length) and i64 at 2.
-    assert_eq!(
-        locals,
-        &vec![(1, wasmparser::ValType::I32), (1, wasmparser::ValType::I64)]
-    );
-    assert_eq!(assert_charged(ops, 0, Some(1), Some(2)), 3);
-    assert_eq!(
-        ops.iter().filter(|o| *o == "I64ExtendI32U").count(),
-        1,
-        "only memory.init's i32 length is widened"
-    );
+    assert_eq!(p.exports["table"], (ExternalKind::Table, 0));
+    assert_eq!(p.exports[TABLE_EXPORT], (ExternalKind::Table, 0));
+
+    // In a synthesised export section too.
+    let p = parse(&instrumented("(module (table 1 funcref))").bytes);
+    assert_eq!(p.exports[TABLE_EXPORT], (ExternalKind::Table, 0));
+    assert_eq!(p.exports.len(), 1);
+
+    // No table, no export.
+    let p = parse(&instrumented(r#"(module (memory 1) (func (export "canister_init")))"#).bytes);
+    assert!(!p.exports.contains_key(TABLE_EXPORT));
 }
 
 #[test]
-fn table_operations_are_charged() {
-    let out = instrumented(
-        r#"(module
-            (table $t32 4 funcref)
-            (table $t64 i64 4 funcref)
-            (func $f)
-            (elem $e func $f $f)
-            (func (export "canister_update f")
-                (table.fill $t32 (i32.const 0) (ref.null func) (i32.const 2))
-                (table.fill $t64 (i64.const 0) (ref.null func) (i64.const 2))
-                (table.copy $t32 $t32 (i32.const 0) (i32.const 1) (i32.const 1))
-                (table.copy $t64 $t64 (i64.const 0) (i64.const 1) (i64.const 1))
-                (table.init $t32 $e (i32.const 0) (i32.const 0) (i32.const 2))))"#,
-    );
-    let p = parse(&out.bytes);
-    let (locals, ops) = &p.bodies[1];
-    assert_eq!(
-        locals,
-        &vec![(1, wasmparser::ValType::I32), (1, wasmparser::ValType::I64)]
-    );
-    assert_eq!(assert_charged(ops, 0, Some(0), Some(1)), 5);
-}
-
-#[test]
-fn synthesises_missing_sections() {
+fn synthesises_a_missing_export_section() {
     // No type, import, function or export section at all.
-    let out = instrumented(
-        r#"(module (memory 1) (data (i32.const 8) "x") (global (mut i64) (i64.const 7)))"#,
-    );
+    let out = instrumented(r#"(module (memory 1) (data (i32.const 8) "x") (global (mut i64) (i64.const 7)))"#);
     let p = parse(&out.bytes);
-    assert_eq!(p.types.len(), 1);
-    assert_eq!(p.imports.len(), 1);
+    assert_eq!(p.types.len(), 0);
+    assert_eq!(p.imports.len(), 0);
     assert_eq!(p.exports.len(), 2); // memory + global
     assert_eq!(out.data_segments, vec![(8, b"x".to_vec())]);
-    assert_eq!(out.charge_function_index, 0);
 
-    // The empty module gets just the type and the import.
+    // Nothing to add to the empty module: it stays empty.
     let out = instrumented("(module)");
-    let p = parse(&out.bytes);
-    assert_eq!((p.types.len(), p.imports.len(), p.exports.len()), (1, 1, 0));
+    assert_eq!(out.bytes, wat("(module)"));
     assert!(!out.has_memory && !out.has_start);
-}
-
-#[test]
-fn charges_in_unreachable_code_still_validate() {
-    instrumented(
-        r#"(module (memory 1)
-            (func (export "canister_update f")
-                (unreachable)
-                (memory.fill)
-                (block (br 0) (memory.copy))))"#,
-    );
 }
 
 #[test]
@@ -414,7 +369,7 @@ fn rejects_a_mismatched_info() {
 
 #[test]
 fn instrumenting_preserves_custom_sections() {
-    let mut wasm = wat("(module (func (export \"canister_init\")))");
+    let mut wasm = wat("(module (memory 1) (func (export \"canister_init\")))");
     // icp:public candid:service with payload "svc".
     let name = b"icp:public candid:service";
     let mut payload = vec![name.len() as u8];
@@ -426,8 +381,8 @@ fn instrumenting_preserves_custom_sections() {
     let info = validate(&wasm, &ModuleLimits::default()).unwrap();
     let out = instrument(&wasm, &info).unwrap();
     let again = validate(&out.bytes, &ModuleLimits::default());
-    // The instrumented module itself is no longer a valid *canister* module (it imports
-    // from `__cairn` and exports reserved names), but its custom sections survive.
+    // The instrumented module itself is no longer a valid *canister* module (it exports
+    // the reserved name `__cairn_memory`), but its custom sections survive.
     assert!(again.is_err());
     let mut found = false;
     for payload in Parser::new(0).parse_all(&out.bytes) {

@@ -2,9 +2,7 @@
 
 mod common;
 
-use cairn_wasm_module::{
-    MemoryLimits, MethodKind, ModuleError, ModuleLimits, SystemMethod, Visibility, validate,
-};
+use cairn_wasm_module::{MemoryLimits, MethodKind, ModuleError, ModuleLimits, SystemMethod, Visibility, validate};
 use common::{check, reject, wat};
 
 // ---------------------------------------------------------------- features
@@ -52,13 +50,7 @@ fn accepts_memory64_and_table64() {
     )
     .unwrap();
     assert!(info.memory64);
-    assert_eq!(
-        info.memory,
-        Some(MemoryLimits {
-            initial_pages: 2,
-            maximum_pages: Some(10)
-        })
-    );
+    assert_eq!(info.memory, Some(MemoryLimits { initial_pages: 2, maximum_pages: Some(10) }));
 }
 
 fn unsupported(src: &str, feature: &str) {
@@ -73,18 +65,12 @@ fn unsupported(src: &str, feature: &str) {
 #[test]
 fn rejects_threads() {
     unsupported("(module (memory 1 1 shared))", "threads");
-    unsupported(
-        "(module (memory 1) (func (drop (i32.atomic.load (i32.const 0)))))",
-        "threads",
-    );
+    unsupported("(module (memory 1) (func (drop (i32.atomic.load (i32.const 0)))))", "threads");
 }
 
 #[test]
 fn rejects_relaxed_simd() {
-    unsupported(
-        "(module (func (drop (i32x4.relaxed_trunc_f32x4_s (v128.const i64x2 0 0)))))",
-        "relaxed-simd",
-    );
+    unsupported("(module (func (drop (i32x4.relaxed_trunc_f32x4_s (v128.const i64x2 0 0)))))", "relaxed-simd");
 }
 
 #[test]
@@ -100,18 +86,12 @@ fn rejects_exceptions() {
 #[test]
 fn rejects_gc_and_function_references() {
     unsupported("(module (type (struct)))", "gc");
-    unsupported(
-        "(module (type $t (func)) (func (param (ref $t))))",
-        "function-references",
-    );
+    unsupported("(module (type $t (func)) (func (param (ref $t))))", "function-references");
 }
 
 #[test]
 fn rejects_extended_const() {
-    unsupported(
-        "(module (global i32 (i32.add (i32.const 1) (i32.const 2))))",
-        "extended-const",
-    );
+    unsupported("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))", "extended-const");
 }
 
 #[test]
@@ -141,10 +121,7 @@ fn rejects_components() {
 fn rejects_invalid_wasm() {
     let err = validate(b"\0asm\x01\0\0\0\x01", &ModuleLimits::default()).unwrap_err();
     assert!(matches!(err, ModuleError::Invalid(_)), "{err}");
-    reject(
-        "(module (func (result i32) (i64.const 0)))",
-        "invalid Wasm module: type mismatch",
-    );
+    reject("(module (func (result i32) (i64.const 0)))", "invalid Wasm module: type mismatch");
 }
 
 // ---------------------------------------------------------------- memories
@@ -157,8 +134,7 @@ fn rejects_two_memories() {
 
 #[test]
 fn no_memory_means_32_bit_pointers() {
-    let info =
-        check(r#"(module (import "ic0" "msg_reply_data_append" (func (param i32 i32))))"#).unwrap();
+    let info = check(r#"(module (import "ic0" "msg_reply_data_append" (func (param i32 i32))))"#).unwrap();
     assert!(!info.memory64);
     assert_eq!(info.memory, None);
     reject(
@@ -191,18 +167,9 @@ fn rejects_unknown_ic0_functions() {
 
 #[test]
 fn rejects_non_function_imports() {
-    reject(
-        r#"(module (import "env" "memory" (memory 1)))"#,
-        "Importing memories is not allowed",
-    );
-    reject(
-        r#"(module (import "env" "table" (table 1 funcref)))"#,
-        "Importing tables is not allowed",
-    );
-    reject(
-        r#"(module (import "ic0" "g" (global i32)))"#,
-        "Importing globals is not allowed",
-    );
+    reject(r#"(module (import "env" "memory" (memory 1)))"#, "Importing memories is not allowed");
+    reject(r#"(module (import "env" "table" (table 1 funcref)))"#, "Importing tables is not allowed");
+    reject(r#"(module (import "ic0" "g" (global i32)))"#, "Importing globals is not allowed");
 }
 
 #[test]
@@ -243,10 +210,7 @@ fn checks_signatures_for_the_pointer_width() {
 #[test]
 fn deprecated_functions_only_in_32_bit_modules() {
     check(r#"(module (import "ic0" "stable_size" (func (result i32))) (memory 1))"#).unwrap();
-    reject(
-        r#"(module (import "ic0" "stable_size" (func (result i32))) (memory i64 1))"#,
-        "only available to 32-bit",
-    );
+    reject(r#"(module (import "ic0" "stable_size" (func (result i32))) (memory i64 1))"#, "only available to 32-bit");
 }
 
 // ---------------------------------------------------------------- exports
@@ -275,24 +239,12 @@ fn collects_methods_and_system_methods() {
             (export "mem" (memory 0)))"#,
     )
     .unwrap();
+    assert_eq!(info.system_methods.iter().copied().collect::<Vec<_>>(), SystemMethod::ALL.to_vec());
     assert_eq!(
-        info.system_methods.iter().copied().collect::<Vec<_>>(),
-        SystemMethod::ALL.to_vec()
-    );
-    assert_eq!(
-        info.update_methods
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+        info.update_methods.iter().map(String::as_str).collect::<Vec<_>>(),
         ["<ic-cdk internal> timer_executor", "inc"]
     );
-    assert_eq!(
-        info.query_methods
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        ["", "get"]
-    );
+    assert_eq!(info.query_methods.iter().map(String::as_str).collect::<Vec<_>>(), ["", "get"]);
     assert_eq!(info.method_kind("cq"), Some(MethodKind::CompositeQuery));
     assert_eq!(info.method_kind("inc"), Some(MethodKind::Update));
     assert_eq!(info.method_kind("nope"), None);
@@ -305,14 +257,8 @@ fn rejects_unknown_canister_exports() {
         r#"(module (func (export "canister_foo")))"#,
         "Exporting reserved function 'canister_foo' with \"canister_\" prefix",
     );
-    reject(
-        r#"(module (func (export "canister_update")))"#,
-        "Exporting reserved function 'canister_update'",
-    );
-    reject(
-        r#"(module (func (export "canister_querything")))"#,
-        "reserved function",
-    );
+    reject(r#"(module (func (export "canister_update")))"#, "Exporting reserved function 'canister_update'");
+    reject(r#"(module (func (export "canister_querything")))"#, "reserved function");
 }
 
 #[test]
@@ -321,10 +267,7 @@ fn rejects_reserved_exports() {
         r#"(module (memory (export "__cairn_memory") 1))"#,
         "Exporting reserved symbol '__cairn_memory' is not allowed.",
     );
-    reject(
-        r#"(module (func (export "canister counter_instructions")))"#,
-        "reserved symbol",
-    );
+    reject(r#"(module (func (export "canister counter_instructions")))"#, "reserved symbol");
 }
 
 #[test]
@@ -333,18 +276,12 @@ fn entry_points_must_be_unit_functions() {
         r#"(module (func (export "canister_update f") (param i32)))"#,
         "Function 'canister_update f' must have type () -> (), found (i32) -> ()",
     );
-    reject(
-        r#"(module (func (export "canister_init") (result i64) (i64.const 0)))"#,
-        "must have type () -> ()",
-    );
+    reject(r#"(module (func (export "canister_init") (result i64) (i64.const 0)))"#, "must have type () -> ()");
     reject(
         r#"(module (global (export "canister_init") i32 (i32.const 0)))"#,
         "Export 'canister_init' must be a function, but it exports a global.",
     );
-    reject(
-        r#"(module (memory (export "canister_query m") 1))"#,
-        "must be a function, but it exports a memory",
-    );
+    reject(r#"(module (memory (export "canister_query m") 1))"#, "must be a function, but it exports a memory");
 }
 
 #[test]
@@ -369,10 +306,7 @@ fn rejects_duplicate_methods() {
 fn exports(n: usize, name_len: usize) -> String {
     let mut s = String::from("(module (func $f)");
     for i in 0..n {
-        s.push_str(&format!(
-            "(export \"canister_update {i:0width$}\" (func $f))",
-            width = name_len
-        ));
+        s.push_str(&format!("(export \"canister_update {i:0width$}\" (func $f))", width = name_len));
     }
     s.push(')');
     s
@@ -382,52 +316,28 @@ fn exports(n: usize, name_len: usize) -> String {
 fn method_count_limit() {
     assert_eq!(check(&exports(1000, 4)).unwrap().update_methods.len(), 1000);
     let err = check(&exports(1001, 4)).unwrap_err();
-    assert_eq!(
-        err,
-        ModuleError::TooManyMethods {
-            count: 1001,
-            allowed: 1000
-        }
-    );
+    assert_eq!(err, ModuleError::TooManyMethods { count: 1001, allowed: 1000 });
 }
 
 #[test]
 fn method_name_bytes_limit() {
     check(&exports(100, 200)).unwrap(); // exactly 20,000 bytes
     let err = check(&exports(101, 200)).unwrap_err();
-    assert_eq!(
-        err,
-        ModuleError::MethodNamesTooLong {
-            total: 20_200,
-            allowed: 20_000
-        }
-    );
+    assert_eq!(err, ModuleError::MethodNamesTooLong { total: 20_200, allowed: 20_000 });
 }
 
 #[test]
 fn function_count_limit() {
-    let limits = ModuleLimits {
-        max_functions: 3,
-        ..ModuleLimits::default()
-    };
+    let limits = ModuleLimits { max_functions: 3, ..ModuleLimits::default() };
     let ok = wat("(module (func) (func) (func))");
     validate(&ok, &limits).unwrap();
     let too_many = wat("(module (func) (func) (func) (func))");
-    assert_eq!(
-        validate(&too_many, &limits).unwrap_err(),
-        ModuleError::TooManyFunctions {
-            defined: 4,
-            allowed: 3
-        }
-    );
+    assert_eq!(validate(&too_many, &limits).unwrap_err(), ModuleError::TooManyFunctions { defined: 4, allowed: 3 });
     // The default is the IC's 50,000.
     let mut src = String::from("(module");
     src.push_str(&"(func)".repeat(50_001));
     src.push(')');
-    reject(
-        &src,
-        "defined 50001 functions which exceeds the maximum number allowed 50000",
-    );
+    reject(&src, "defined 50001 functions which exceeds the maximum number allowed 50000");
 }
 
 #[test]
@@ -436,44 +346,25 @@ fn global_count_limit() {
     src.push_str(&"(global i32 (i32.const 0))".repeat(1_001));
     src.push(')');
     let err = check(&src).unwrap_err();
-    assert_eq!(
-        err,
-        ModuleError::TooManyGlobals {
-            defined: 1001,
-            allowed: 1000
-        }
-    );
+    assert_eq!(err, ModuleError::TooManyGlobals { defined: 1001, allowed: 1000 });
 }
 
 #[test]
 fn rejects_reference_globals() {
-    reject(
-        "(module (global funcref (ref.null func)))",
-        "Global 0 has the unsupported type funcref",
-    );
-    reject(
-        "(module (global (mut externref) (ref.null extern)))",
-        "unsupported type externref",
-    );
+    reject("(module (global funcref (ref.null func)))", "Global 0 has the unsupported type funcref");
+    reject("(module (global (mut externref) (ref.null extern)))", "unsupported type externref");
 }
 
 #[test]
 fn function_size_limit() {
     let body = "(nop)".repeat(99);
     let src = format!("(module (func {body}))"); // 99 nops + end = 100 instructions
-    let limits = ModuleLimits {
-        max_function_instructions: 100,
-        ..ModuleLimits::default()
-    };
+    let limits = ModuleLimits { max_function_instructions: 100, ..ModuleLimits::default() };
     validate(&wat(&src), &limits).unwrap();
     let src = format!("(module (func) (func {body} nop))");
     assert_eq!(
         validate(&wat(&src), &limits).unwrap_err(),
-        ModuleError::FunctionTooLarge {
-            index: 1,
-            size: 101,
-            allowed: 100
-        }
+        ModuleError::FunctionTooLarge { index: 1, size: 101, allowed: 100 }
     );
     let info = validate(&wat(&src), &ModuleLimits::default()).unwrap();
     assert_eq!(info.largest_function_instructions, 101);
@@ -482,23 +373,14 @@ fn function_size_limit() {
 #[test]
 fn code_section_size_limit() {
     let src = format!("(module (func {}))", "(nop)".repeat(1000));
-    let limits = ModuleLimits {
-        max_code_section_size: 500,
-        ..ModuleLimits::default()
-    };
+    let limits = ModuleLimits { max_code_section_size: 500, ..ModuleLimits::default() };
     let err = validate(&wat(&src), &limits).unwrap_err();
-    assert!(
-        matches!(err, ModuleError::CodeSectionTooLarge { allowed: 500, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ModuleError::CodeSectionTooLarge { allowed: 500, .. }), "{err}");
 }
 
 #[test]
 fn module_size_limit() {
-    let limits = ModuleLimits {
-        max_module_size: 10,
-        ..ModuleLimits::default()
-    };
+    let limits = ModuleLimits { max_module_size: 10, ..ModuleLimits::default() };
     let err = validate(&wat("(module (func))"), &limits).unwrap_err();
     assert_eq!(err, ModuleError::ModuleTooLarge { limit: 10 });
 }
@@ -544,38 +426,19 @@ fn collects_icp_custom_sections() {
     let candid = &info.custom_sections["candid:service"];
     assert_eq!(candid.visibility, Visibility::Public);
     assert_eq!(candid.content, b"service : {}");
-    assert_eq!(
-        info.custom_sections["motoko:stable-types"].visibility,
-        Visibility::Private
-    );
+    assert_eq!(info.custom_sections["motoko:stable-types"].visibility, Visibility::Private);
 }
 
 #[test]
 fn rejects_bad_icp_sections() {
     let limits = ModuleLimits::default();
     let err = validate(&with_sections(&[("icp:protected x", b"")]), &limits).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("Custom section 'icp:protected x' has no public/private scope defined."),
-        "{err}"
-    );
+    assert!(err.to_string().contains("Custom section 'icp:protected x' has no public/private scope defined."), "{err}");
     let err = validate(&with_sections(&[("icp:public", b"")]), &limits).unwrap_err();
     assert!(err.to_string().contains("must have a space"), "{err}");
-    let err = validate(
-        &with_sections(&[("icp:public a", b""), ("icp:private a", b"")]),
-        &limits,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("Custom section name 'a' is defined more than once."),
-        "{err}"
-    );
-    let err = validate(
-        &with_sections(&[("icp:public a", b"1"), ("icp:public a", b"2")]),
-        &limits,
-    )
-    .unwrap_err();
+    let err = validate(&with_sections(&[("icp:public a", b""), ("icp:private a", b"")]), &limits).unwrap_err();
+    assert!(err.to_string().contains("Custom section name 'a' is defined more than once."), "{err}");
+    let err = validate(&with_sections(&[("icp:public a", b"1"), ("icp:public a", b"2")]), &limits).unwrap_err();
     assert!(matches!(err, ModuleError::InvalidCustomSection(_)), "{err}");
 }
 
@@ -588,10 +451,7 @@ fn custom_section_count_and_size_limits() {
     let seventeen: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
     assert_eq!(
         validate(&with_sections(&seventeen), &limits).unwrap_err(),
-        ModuleError::TooManyCustomSections {
-            defined: 17,
-            allowed: 16
-        }
+        ModuleError::TooManyCustomSections { defined: 17, allowed: 16 }
     );
 
     // Size counts payload + <name>: 1 MiB exactly is fine, one byte more is not.
@@ -600,10 +460,7 @@ fn custom_section_count_and_size_limits() {
     let bigger = vec![0u8; 1024 * 1024];
     assert_eq!(
         validate(&with_sections(&[("icp:public x", &bigger)]), &limits).unwrap_err(),
-        ModuleError::CustomSectionsTooLarge {
-            size: 1024 * 1024 + 1,
-            allowed: 1024 * 1024
-        }
+        ModuleError::CustomSectionsTooLarge { size: 1024 * 1024 + 1, allowed: 1024 * 1024 }
     );
     // Other custom sections are not counted.
     let debug = vec![0u8; 2 * 1024 * 1024];
@@ -620,10 +477,7 @@ fn data_segments_must_fit_the_initial_memory() {
         "Data segment 0 (offset 65533, 4 bytes) does not fit into the initial memory of 65536 bytes.",
     );
     // Offsets are unsigned: -1 is 4 GiB - 1.
-    reject(
-        r#"(module (memory 1) (data (i32.const -1) "a"))"#,
-        "offset 4294967295",
-    );
+    reject(r#"(module (memory 1) (data (i32.const -1) "a"))"#, "offset 4294967295");
     check(r#"(module (memory i64 1) (data (i64.const 100) "abcd"))"#).unwrap();
 }
 
@@ -631,15 +485,11 @@ fn data_segments_must_fit_the_initial_memory() {
 fn data_segment_offsets_must_be_constants() {
     // Without extended-const and without global imports, a `global.get` offset can only
     // refer to a defined global; whatever wasmparser thinks of it, it is rejected.
-    let err =
-        check(r#"(module (memory 1) (global $g i32 (i32.const 0)) (data (global.get $g) "a"))"#)
-            .unwrap_err();
+    let err = check(r#"(module (memory 1) (global $g i32 (i32.const 0)) (data (global.get $g) "a"))"#).unwrap_err();
     assert!(
         matches!(
             err,
-            ModuleError::InvalidDataSegment(_)
-                | ModuleError::Invalid(_)
-                | ModuleError::UnsupportedFeature { .. }
+            ModuleError::InvalidDataSegment(_) | ModuleError::Invalid(_) | ModuleError::UnsupportedFeature { .. }
         ),
         "{err}"
     );

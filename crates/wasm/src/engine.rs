@@ -16,16 +16,13 @@ use crate::system_api::SystemApi;
 use cairn_state::WasmClosure;
 use cairn_state::canister_state::{CustomSection, ExportedMethods, GlobalValue};
 use cairn_state::page_map::{Memory, PageMap, WASM_PAGE_SIZE};
-use cairn_wasm_module::{
-    InstrumentedModule, ModuleInfo, ModuleLimits, SystemMethod, ValType, Visibility,
-};
+use cairn_wasm_module::{InstrumentedModule, ModuleInfo, ModuleLimits, SystemMethod, ValType, Visibility};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
-    Config, Engine, Extern, Global, Instance, InstancePre, Linker, OptLevel, ResourceLimiter,
-    Store, Table, Trap, Val,
+    Config, Engine, Extern, Global, Instance, InstancePre, Linker, OptLevel, ResourceLimiter, Store, Table, Trap, Val,
 };
 
 /// Largest Wasm stack a canister may use (the IC's 5 MiB).
@@ -44,21 +41,15 @@ thread_local! {
 
 /// Spawns a thread with a native stack large enough to run canister code
 /// (the Wasm stack limit plus headroom for host functions).
-pub fn spawn_execution_thread<F, T>(
-    name: String,
-    f: F,
-) -> std::io::Result<std::thread::JoinHandle<T>>
+pub fn spawn_execution_thread<F, T>(name: String, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    std::thread::Builder::new()
-        .name(name)
-        .stack_size(EXECUTION_THREAD_STACK)
-        .spawn(move || {
-            EXECUTION_THREAD.set(true);
-            f()
-        })
+    std::thread::Builder::new().name(name).stack_size(EXECUTION_THREAD_STACK).spawn(move || {
+        EXECUTION_THREAD.set(true);
+        f()
+    })
 }
 
 /// Runs `f` on a thread with an execution-sized stack: directly if the
@@ -76,9 +67,7 @@ pub fn with_execution_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 f()
             })
             .expect("spawning an execution thread");
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
@@ -147,12 +136,7 @@ impl HostState {
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let desired = desired as u64;
         if desired > self.max_heap {
             return Ok(false);
@@ -160,21 +144,12 @@ impl ResourceLimiter for HostState {
         if let Some(limit) = self.wasm_memory_limit
             && desired > limit
         {
-            return Err(HypervisorError::WasmMemoryLimitExceeded {
-                used: desired,
-                limit,
-            }
-            .into());
+            return Err(HypervisorError::WasmMemoryLimitExceeded { used: desired, limit }.into());
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -224,13 +199,7 @@ impl CompiledModule {
             .custom_sections
             .iter()
             .map(|(name, s)| {
-                (
-                    name.clone(),
-                    CustomSection {
-                        public: s.visibility == Visibility::Public,
-                        content: s.content.clone(),
-                    },
-                )
+                (name.clone(), CustomSection { public: s.visibility == Visibility::Public, content: s.content.clone() })
             })
             .collect()
     }
@@ -253,20 +222,10 @@ pub struct WasmEngine {
 /// Fuel costs approximating the IC's instruction costs per operator.
 fn operator_costs() -> wasmtime::OperatorCost {
     let mut c = wasmtime::OperatorCost::new();
-    for div in [
-        &mut c.I32DivS,
-        &mut c.I32DivU,
-        &mut c.I32RemS,
-        &mut c.I32RemU,
-    ] {
+    for div in [&mut c.I32DivS, &mut c.I32DivU, &mut c.I32RemS, &mut c.I32RemU] {
         *div = 10;
     }
-    for div in [
-        &mut c.I64DivS,
-        &mut c.I64DivU,
-        &mut c.I64RemS,
-        &mut c.I64RemU,
-    ] {
+    for div in [&mut c.I64DivS, &mut c.I64DivU, &mut c.I64RemS, &mut c.I64RemU] {
         *div = 10;
     }
     c.GlobalGet = 2;
@@ -284,14 +243,9 @@ fn operator_costs() -> wasmtime::OperatorCost {
     c.DataDrop = 255;
     c.ElemDrop = 255;
     c.RefFunc = 130;
-    for bulk in [
-        &mut c.MemoryCopy,
-        &mut c.MemoryFill,
-        &mut c.MemoryInit,
-        &mut c.TableCopy,
-        &mut c.TableFill,
-        &mut c.TableInit,
-    ] {
+    for bulk in
+        [&mut c.MemoryCopy, &mut c.MemoryFill, &mut c.MemoryInit, &mut c.TableCopy, &mut c.TableFill, &mut c.TableInit]
+    {
         *bulk = 100;
     }
     c
@@ -325,46 +279,27 @@ impl WasmEngine {
             .memory_init_cow(false)
             .parallel_compilation(true)
             .with_host_memory(Arc::new(CairnMemoryCreator));
-        let engine =
-            Engine::new(&config).map_err(|e| HypervisorError::EngineError(e.to_string()))?;
+        let engine = Engine::new(&config).map_err(|e| HypervisorError::EngineError(e.to_string()))?;
         let mut linker32 = Linker::new(&engine);
         let mut linker64 = Linker::new(&engine);
-        add_system_api(&mut linker32, false)
-            .map_err(|e| HypervisorError::EngineError(e.to_string()))?;
-        add_system_api(&mut linker64, true)
-            .map_err(|e| HypervisorError::EngineError(e.to_string()))?;
-        Ok(WasmEngine {
-            engine,
-            linker32,
-            linker64,
-            modules: Mutex::new(HashMap::new()),
-            limits,
-        })
+        add_system_api(&mut linker32, false).map_err(|e| HypervisorError::EngineError(e.to_string()))?;
+        add_system_api(&mut linker64, true).map_err(|e| HypervisorError::EngineError(e.to_string()))?;
+        Ok(WasmEngine { engine, linker32, linker64, modules: Mutex::new(HashMap::new()), limits })
     }
 
     /// Validates, instruments and compiles a module as uploaded (raw or gzipped),
     /// or returns the cached result for the same bytes.
-    pub fn compile(
-        &self,
-        wasm: &[u8],
-        hash: [u8; 32],
-    ) -> Result<Arc<CompiledModule>, HypervisorError> {
+    pub fn compile(&self, wasm: &[u8], hash: [u8; 32]) -> Result<Arc<CompiledModule>, HypervisorError> {
         if let Some(m) = self.modules.lock().get(&hash) {
             return Ok(m.clone());
         }
         let started = Instant::now();
-        let (info, instrumented) = cairn_wasm_module::prepare(wasm, &self.limits)
-            .map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
+        let (info, instrumented) =
+            cairn_wasm_module::prepare(wasm, &self.limits).map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
         let module = wasmtime::Module::new(&self.engine, &instrumented.bytes)
             .map_err(|e| HypervisorError::InvalidWasm(format!("compilation failed: {e}")))?;
-        let linker = if instrumented.memory64 {
-            &self.linker64
-        } else {
-            &self.linker32
-        };
-        let instance_pre = linker
-            .instantiate_pre(&module)
-            .map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
+        let linker = if instrumented.memory64 { &self.linker64 } else { &self.linker32 };
+        let instance_pre = linker.instantiate_pre(&module).map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
         let meta = meta_of(&instrumented);
         let initial_globals = Self::initial_globals(&self.engine, &instance_pre, &meta)?;
         let compiled = Arc::new(CompiledModule {
@@ -396,15 +331,12 @@ impl WasmEngine {
             },
         );
         store.set_fuel(u64::MAX / 2).map_err(engine_error)?;
-        let instance = instance_pre
-            .instantiate(&mut store)
-            .map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
+        let instance = instance_pre.instantiate(&mut store).map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
         let _ = take_last_created();
         let mut values = Vec::with_capacity(meta.exported_globals.len());
         for (name, _) in &meta.exported_globals {
-            let g = instance
-                .get_global(&mut store, name)
-                .ok_or_else(|| engine_error(format!("global {name} missing")))?;
+            let g =
+                instance.get_global(&mut store, name).ok_or_else(|| engine_error(format!("global {name} missing")))?;
             values.push(global_value(g.get(&mut store)));
         }
         Ok(values)
@@ -424,11 +356,7 @@ impl WasmEngine {
 fn meta_of(m: &InstrumentedModule) -> InstrumentedModuleMeta {
     InstrumentedModuleMeta {
         data_segments: m.data_segments.clone(),
-        exported_globals: m
-            .exported_globals
-            .iter()
-            .map(|g| (g.export_name.clone(), g.ty))
-            .collect(),
+        exported_globals: m.exported_globals.iter().map(|g| (g.export_name.clone(), g.ty)).collect(),
         has_start: m.has_start,
         memory64: m.memory64,
         has_memory: m.has_memory,
@@ -460,36 +388,20 @@ fn engine_error(e: impl std::fmt::Display) -> HypervisorError {
 
 impl Sandbox {
     fn new(engine: &Engine, module: Arc<CompiledModule>) -> Result<Self, HypervisorError> {
-        let max_heap = if module.instrumented.memory64 {
-            MAX_WASM64_HEAP
-        } else {
-            MAX_WASM32_HEAP
-        };
+        let max_heap = if module.instrumented.memory64 { MAX_WASM64_HEAP } else { MAX_WASM32_HEAP };
         let mut store = Store::new(
             engine,
-            HostState {
-                api: None,
-                memory: None,
-                instruction_limit: 0,
-                max_heap,
-                wasm_memory_limit: None,
-            },
+            HostState { api: None, memory: None, instruction_limit: 0, max_heap, wasm_memory_limit: None },
         );
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         store.set_fuel(u64::MAX / 2).map_err(engine_error)?;
         let _ = take_last_created();
-        let instance = module
-            .instance_pre
-            .instantiate(&mut store)
-            .map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
+        let instance =
+            module.instance_pre.instantiate(&mut store).map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
         let memory = take_last_created();
         let wasm_memory = instance.get_memory(&mut store, cairn_wasm_module::MEMORY_EXPORT);
-        if module.instrumented.has_memory != wasm_memory.is_some()
-            || wasm_memory.is_some() != memory.is_some()
-        {
-            return Err(engine_error(
-                "the module's memory was not created by Cairn's memory creator",
-            ));
+        if module.instrumented.has_memory != wasm_memory.is_some() || wasm_memory.is_some() != memory.is_some() {
+            return Err(engine_error("the module's memory was not created by Cairn's memory creator"));
         }
         store.data_mut().memory = wasm_memory;
         if let Some(tracked) = memory.clone() {
@@ -497,37 +409,23 @@ impl Sandbox {
             // SAFETY: the handler only inspects the fault address and adjusts
             // the protection of pages inside this store's own memory.
             unsafe {
-                wasmtime::unix::StoreExt::set_signal_handler(
-                    &mut store,
-                    move |signum, info, _context| {
-                        if signum != libc::SIGSEGV && signum != libc::SIGBUS {
-                            return false;
-                        }
-                        let addr = (*info).si_addr() as usize;
-                        inner.handle_fault(addr)
-                    },
-                );
+                wasmtime::unix::StoreExt::set_signal_handler(&mut store, move |signum, info, _context| {
+                    if signum != libc::SIGSEGV && signum != libc::SIGBUS {
+                        return false;
+                    }
+                    let addr = (*info).si_addr() as usize;
+                    inner.handle_fault(addr)
+                });
             }
         }
         let mut globals = Vec::with_capacity(module.instrumented.exported_globals.len());
         for (name, _) in &module.instrumented.exported_globals {
             globals.push(
-                instance
-                    .get_global(&mut store, name)
-                    .ok_or_else(|| engine_error(format!("global {name} missing")))?,
+                instance.get_global(&mut store, name).ok_or_else(|| engine_error(format!("global {name} missing")))?,
             );
         }
         let table = instance.get_table(&mut store, TABLE_EXPORT);
-        Ok(Sandbox {
-            module,
-            store,
-            instance,
-            memory,
-            globals,
-            table,
-            synced: None,
-            funcs: HashMap::new(),
-        })
+        Ok(Sandbox { module, store, instance, memory, globals, table, synced: None, funcs: HashMap::new() })
     }
 
     /// The module this sandbox runs.
@@ -537,19 +435,12 @@ impl Sandbox {
 
     /// Current values of all saved globals.
     pub fn read_globals(&mut self) -> Vec<GlobalValue> {
-        self.globals
-            .iter()
-            .map(|g| global_value(g.get(&mut self.store)))
-            .collect()
+        self.globals.iter().map(|g| global_value(g.get(&mut self.store))).collect()
     }
 
     fn write_globals(&mut self, values: &[GlobalValue]) -> Result<(), HypervisorError> {
         if values.len() != self.globals.len() {
-            return Err(engine_error(format!(
-                "state has {} globals, module {}",
-                values.len(),
-                self.globals.len()
-            )));
+            return Err(engine_error(format!("state has {} globals, module {}", values.len(), self.globals.len())));
         }
         for (g, v) in self.globals.iter().zip(values) {
             let val = match *v {
@@ -576,12 +467,8 @@ impl Sandbox {
         }
         if let Some(mem) = &self.memory {
             let current = self.synced.as_ref().map(|s| &s.heap);
-            mem.sync(
-                current,
-                &target.page_map,
-                (target.size_wasm_pages * WASM_PAGE_SIZE) as usize,
-            )
-            .map_err(engine_error)?;
+            mem.sync(current, &target.page_map, (target.size_wasm_pages * WASM_PAGE_SIZE) as usize)
+                .map_err(engine_error)?;
         }
         self.write_globals(state.globals)?;
         self.synced = Some(Synced {
@@ -595,21 +482,9 @@ impl Sandbox {
     /// Runs one execution on `state`: the sandbox first makes its instance
     /// hold exactly that memory and those globals.
     pub fn execute(&mut self, state: &CanisterMemories, input: ExecutionInput) -> ExecutionOutput {
-        let ExecutionInput {
-            api,
-            func,
-            instruction_limit,
-            wasm_memory_limit,
-            commit,
-        } = input;
+        let ExecutionInput { api, func, instruction_limit, wasm_memory_limit, commit } = input;
         if let Err(e) = self.sync(state) {
-            return ExecutionOutput {
-                api,
-                result: Err(e),
-                instructions_used: 0,
-                committed: None,
-                wasm_memory_size: 0,
-            };
+            return ExecutionOutput { api, result: Err(e), instructions_used: 0, committed: None, wasm_memory_size: 0 };
         }
         {
             let data = self.store.data_mut();
@@ -630,37 +505,21 @@ impl Sandbox {
         let mut committed = None;
         if result.is_ok() && commit {
             let mut heap = synced.heap.clone();
-            let stats = self
-                .memory
-                .as_ref()
-                .map(|m| m.commit(&mut heap))
-                .unwrap_or_default();
+            let stats = self.memory.as_ref().map(|m| m.commit(&mut heap)).unwrap_or_default();
             let size_wasm_pages = wasm_memory_size / WASM_PAGE_SIZE;
             let globals = self.read_globals();
             let stable = std::mem::take(&mut api.stable.memory);
-            self.synced = Some(Synced {
-                heap: heap.clone(),
-                heap_pages: size_wasm_pages,
-                globals: globals.clone(),
-            });
+            self.synced = Some(Synced { heap: heap.clone(), heap_pages: size_wasm_pages, globals: globals.clone() });
             committed = Some(CommittedState {
-                wasm_memory: Memory {
-                    page_map: heap,
-                    size_wasm_pages,
-                },
+                wasm_memory: Memory { page_map: heap, size_wasm_pages },
                 stable_memory: stable,
                 globals,
                 stats,
             });
         } else {
-            let (heap, pages, globals) = (
-                synced.heap.clone(),
-                synced.heap_pages,
-                synced.globals.clone(),
-            );
-            let rollback = self.memory.as_ref().map_or(Ok(()), |m| {
-                m.rollback(&heap, (pages * WASM_PAGE_SIZE) as usize)
-            });
+            let (heap, pages, globals) = (synced.heap.clone(), synced.heap_pages, synced.globals.clone());
+            let rollback =
+                self.memory.as_ref().map_or(Ok(()), |m| m.rollback(&heap, (pages * WASM_PAGE_SIZE) as usize));
             let restore = self.write_globals(&globals);
             if let Err(e) = rollback.map_err(engine_error).and(restore) {
                 // The sandbox is unusable; force a full resync next time.
@@ -668,13 +527,7 @@ impl Sandbox {
                 tracing::error!("sandbox rollback failed: {e}");
             }
         }
-        ExecutionOutput {
-            api,
-            result,
-            instructions_used,
-            committed,
-            wasm_memory_size,
-        }
+        ExecutionOutput { api, result, instructions_used, committed, wasm_memory_size }
     }
 
     fn call(&mut self, func: &FuncRef) -> Result<(), HypervisorError> {
@@ -683,13 +536,9 @@ impl Sandbox {
                 let f = match self.funcs.get(name) {
                     Some(f) => f.clone(),
                     None => {
-                        let f = self
-                            .instance
-                            .get_typed_func::<(), ()>(&mut self.store, name)
-                            .map_err(|_| HypervisorError::MethodNotFound {
-                                kind: kind_of(name),
-                                name: method_of(name),
-                            })?;
+                        let f = self.instance.get_typed_func::<(), ()>(&mut self.store, name).map_err(|_| {
+                            HypervisorError::MethodNotFound { kind: kind_of(name), name: method_of(name) }
+                        })?;
                         self.funcs.insert(name.clone(), f.clone());
                         f
                     }
@@ -704,27 +553,18 @@ impl Sandbox {
                 f.call(&mut self.store, ())
             }
             FuncRef::Closure(closure) => {
-                let table = self
-                    .table
-                    .ok_or(HypervisorError::FunctionNotFound(closure.func_idx))?;
+                let table = self.table.ok_or(HypervisorError::FunctionNotFound(closure.func_idx))?;
                 let f = table
                     .get(&mut self.store, closure.func_idx)
                     .and_then(|r| r.as_func().flatten().copied())
                     .ok_or(HypervisorError::FunctionNotFound(closure.func_idx))?;
-                let signature_error = || {
-                    HypervisorError::ContractViolation(
-                        "function invocation does not match its signature".into(),
-                    )
-                };
+                let signature_error =
+                    || HypervisorError::ContractViolation("function invocation does not match its signature".into());
                 if self.module.instrumented.memory64 {
-                    f.typed::<u64, ()>(&self.store)
-                        .map_err(|_| signature_error())?
-                        .call(&mut self.store, closure.env)
+                    f.typed::<u64, ()>(&self.store).map_err(|_| signature_error())?.call(&mut self.store, closure.env)
                 } else {
                     let env = u32::try_from(closure.env).map_err(|_| signature_error())?;
-                    f.typed::<u32, ()>(&self.store)
-                        .map_err(|_| signature_error())?
-                        .call(&mut self.store, env)
+                    f.typed::<u32, ()>(&self.store).map_err(|_| signature_error())?.call(&mut self.store, env)
                 }
             }
         };
@@ -736,26 +576,18 @@ impl Sandbox {
             return h.clone();
         }
         match e.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => {
-                HypervisorError::InstructionLimitExceeded(self.store.data().instruction_limit)
-            }
+            Some(Trap::OutOfFuel) => HypervisorError::InstructionLimitExceeded(self.store.data().instruction_limit),
             Some(Trap::StackOverflow) => HypervisorError::Trapped("stack overflow".into()),
             Some(Trap::MemoryOutOfBounds) => HypervisorError::Trapped("heap out of bounds".into()),
             Some(Trap::TableOutOfBounds) => HypervisorError::Trapped("table out of bounds".into()),
-            Some(Trap::IntegerDivisionByZero) => {
-                HypervisorError::Trapped("integer division by 0".into())
-            }
+            Some(Trap::IntegerDivisionByZero) => HypervisorError::Trapped("integer division by 0".into()),
             Some(Trap::UnreachableCodeReached) => HypervisorError::Trapped("unreachable".into()),
             Some(Trap::IntegerOverflow) => HypervisorError::Trapped("integer overflow".into()),
-            Some(Trap::BadConversionToInteger) => {
-                HypervisorError::Trapped("invalid conversion to integer".into())
+            Some(Trap::BadConversionToInteger) => HypervisorError::Trapped("invalid conversion to integer".into()),
+            Some(Trap::IndirectCallToNull) => HypervisorError::Trapped("indirect call to null".into()),
+            Some(Trap::BadSignature) => {
+                HypervisorError::ContractViolation("function invocation does not match its signature".into())
             }
-            Some(Trap::IndirectCallToNull) => {
-                HypervisorError::Trapped("indirect call to null".into())
-            }
-            Some(Trap::BadSignature) => HypervisorError::ContractViolation(
-                "function invocation does not match its signature".into(),
-            ),
             Some(other) => HypervisorError::Trapped(format!("unknown ({other})")),
             None => HypervisorError::EngineError(format!("{e:#}")),
         }
@@ -763,10 +595,7 @@ impl Sandbox {
 
     /// Whether the module exports `name`.
     pub fn has_export(&mut self, name: &str) -> bool {
-        matches!(
-            self.instance.get_export(&mut self.store, name),
-            Some(Extern::Func(_))
-        )
+        matches!(self.instance.get_export(&mut self.store, name), Some(Extern::Func(_)))
     }
 }
 
@@ -797,8 +626,5 @@ fn kind_of(export: &str) -> &'static str {
 }
 
 fn method_of(export: &str) -> String {
-    export
-        .split_once(' ')
-        .map_or(export, |(_, m)| m)
-        .to_string()
+    export.split_once(' ').map_or(export, |(_, m)| m).to_string()
 }

@@ -3,7 +3,8 @@
 use cairn_types::{CanisterId, ErrorCode, UserError};
 
 const DOC_BASE: &str = "https://internetcomputer.org/docs/current/references/execution-errors";
-const TRAP_SUGGESTION: &str = "Consider gracefully handling failures from this canister or altering the canister to handle exceptions.";
+const TRAP_SUGGESTION: &str =
+    "Consider gracefully handling failures from this canister or altering the canister to handle exceptions.";
 const TOOLCHAIN_HELP: &str = "This is likely an error with the compiler/CDK toolchain being used to build the canister. Please report the error to IC devs on the forum: https://forum.dfinity.org and include which language/CDK was used to create the canister.";
 
 /// Why an execution did not complete normally. Each maps to one IC error code.
@@ -58,12 +59,8 @@ impl HypervisorError {
             HypervisorError::WrongContext(_) | HypervisorError::ContractViolation(_) => {
                 ErrorCode::CanisterContractViolation
             }
-            HypervisorError::InstructionLimitExceeded(_) => {
-                ErrorCode::CanisterInstructionLimitExceeded
-            }
-            HypervisorError::WasmMemoryLimitExceeded { .. } => {
-                ErrorCode::CanisterWasmMemoryLimitExceeded
-            }
+            HypervisorError::InstructionLimitExceeded(_) => ErrorCode::CanisterInstructionLimitExceeded,
+            HypervisorError::WasmMemoryLimitExceeded { .. } => ErrorCode::CanisterWasmMemoryLimitExceeded,
             HypervisorError::OutOfMemory => ErrorCode::CanisterOutOfMemory,
             HypervisorError::MethodNotFound { .. } => ErrorCode::CanisterMethodNotFound,
             HypervisorError::WasmModuleNotFound => ErrorCode::CanisterWasmModuleNotFound,
@@ -85,11 +82,7 @@ impl HypervisorError {
 
     /// Help shown after the error: a suggestion and a documentation anchor, or toolchain advice.
     fn help(&self) -> Option<String> {
-        let doc = |suggestion: &str, anchor: &str| {
-            Some(format!(
-                "{suggestion} See documentation: {DOC_BASE}#{anchor}"
-            ))
-        };
+        let doc = |suggestion: &str, anchor: &str| Some(format!("{suggestion} See documentation: {DOC_BASE}#{anchor}"));
         match self {
             HypervisorError::CalledTrap(_) => doc(TRAP_SUGGESTION, "trapped-explicitly"),
             HypervisorError::Trapped(_) => doc(TRAP_SUGGESTION, "trapped"),
@@ -104,18 +97,14 @@ impl HypervisorError {
                 "Try optimizing this method to consume fewer instructions or split the work across multiple messages.",
                 "instruction-limit-exceeded",
             ),
-            HypervisorError::MethodNotFound { .. } => doc(
-                "Check that the method being called is exported by the target canister.",
-                "method-not-found",
-            ),
-            HypervisorError::WasmModuleNotFound => doc(
-                "Please install code to this canister before calling it.",
-                "wasm-module-not-found",
-            ),
-            HypervisorError::OutOfMemory => doc("", "out-of-memory"),
-            HypervisorError::WasmMemoryLimitExceeded { .. } => {
-                doc("", "wasm-memory-limit-exceeded")
+            HypervisorError::MethodNotFound { .. } => {
+                doc("Check that the method being called is exported by the target canister.", "method-not-found")
             }
+            HypervisorError::WasmModuleNotFound => {
+                doc("Please install code to this canister before calling it.", "wasm-module-not-found")
+            }
+            HypervisorError::OutOfMemory => doc("", "out-of-memory"),
+            HypervisorError::WasmMemoryLimitExceeded { .. } => doc("", "wasm-memory-limit-exceeded"),
             HypervisorError::InvalidWasm(_) | HypervisorError::EngineError(_) => None,
         }
     }
@@ -124,10 +113,7 @@ impl HypervisorError {
     pub fn into_user_error(self, canister: &CanisterId) -> UserError {
         let code = self.error_code();
         let description = match self.help() {
-            Some(help) => format!(
-                "Error from Canister {canister}: {self}.\n{}",
-                help.trim_start()
-            ),
+            Some(help) => format!("Error from Canister {canister}: {self}.\n{}", help.trim_start()),
             None => format!("Error from Canister {canister}: {self}"),
         };
         UserError::new(code, description)
@@ -141,23 +127,13 @@ mod tests {
     #[test]
     fn ic_style_descriptions() {
         let id = CanisterId::from_u64(0);
-        let e = HypervisorError::MethodNotFound {
-            kind: "update",
-            name: "foo".into(),
-        }
-        .into_user_error(&id);
+        let e = HypervisorError::MethodNotFound { kind: "update", name: "foo".into() }.into_user_error(&id);
         assert_eq!(e.code, ErrorCode::CanisterMethodNotFound);
-        assert!(e.description.starts_with("Error from Canister rwlgt-iiaaa-aaaaa-aaaaa-cai: Canister has no update method 'foo'..\nCheck that"));
+        assert!(e.description.starts_with(
+            "Error from Canister rwlgt-iiaaa-aaaaa-aaaaa-cai: Canister has no update method 'foo'..\nCheck that"
+        ));
         let e = HypervisorError::CalledTrap("boom".into()).into_user_error(&id);
-        assert!(
-            e.description
-                .contains("Canister called `ic0.trap` with message: 'boom'.\nConsider")
-        );
-        assert_eq!(
-            HypervisorError::CalledTrap(String::new())
-                .log_text()
-                .unwrap(),
-            "[TRAP]: (no message)"
-        );
+        assert!(e.description.contains("Canister called `ic0.trap` with message: 'boom'.\nConsider"));
+        assert_eq!(HypervisorError::CalledTrap(String::new()).log_text().unwrap(), "[TRAP]: (no message)");
     }
 }

@@ -16,8 +16,8 @@ pub mod memory;
 pub mod system_api;
 
 pub use engine::{
-    CanisterMemories, CommittedState, CompiledModule, ExecutionInput, ExecutionOutput, FuncRef,
-    Sandbox, WasmEngine, spawn_execution_thread, with_execution_stack,
+    CanisterMemories, CommittedState, CompiledModule, ExecutionInput, ExecutionOutput, FuncRef, Sandbox, WasmEngine,
+    spawn_execution_thread, with_execution_stack,
 };
 pub use error::HypervisorError;
 pub use memory::CommitStats;

@@ -71,9 +71,7 @@ fn protect(addr: *mut u8, len: usize, prot: libc::c_int) -> bool {
 impl MemoryInner {
     fn new(initial: usize, reserved: usize, guard: usize) -> Result<Self, String> {
         assert_eq!(page_size(), PAGE_SIZE, "Cairn requires 4 KiB OS pages");
-        let mapping_len = reserved
-            .checked_add(guard)
-            .ok_or("memory reservation overflows")?;
+        let mapping_len = reserved.checked_add(guard).ok_or("memory reservation overflows")?;
         // SAFETY: a fresh anonymous mapping; checked for failure below.
         let base = unsafe {
             libc::mmap(
@@ -86,10 +84,7 @@ impl MemoryInner {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot reserve {mapping_len} bytes: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(format!("cannot reserve {mapping_len} bytes: {}", std::io::Error::last_os_error()));
         }
         let inner = MemoryInner {
             base: base as *mut u8,
@@ -109,38 +104,20 @@ impl MemoryInner {
     fn set_accessible(&self, new_len: usize) -> Result<(), String> {
         let old = self.accessible.get();
         if new_len > self.reserved {
-            return Err(format!(
-                "memory of {new_len} bytes exceeds the reservation of {} bytes",
-                self.reserved
-            ));
+            return Err(format!("memory of {new_len} bytes exceeds the reservation of {} bytes", self.reserved));
         }
         if new_len > old {
-            let prot = if self.overflow.get() {
-                libc::PROT_READ | libc::PROT_WRITE
-            } else {
-                libc::PROT_READ
-            };
+            let prot = if self.overflow.get() { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
             // SAFETY: inside our mapping.
             if !protect(unsafe { self.base.add(old) }, new_len - old, prot) {
-                return Err(format!(
-                    "mprotect failed: {}",
-                    std::io::Error::last_os_error()
-                ));
+                return Err(format!("mprotect failed: {}", std::io::Error::last_os_error()));
             }
         } else if new_len < old {
             // SAFETY: inside our mapping; DONTNEED on a private anonymous mapping zero-fills.
             unsafe {
-                libc::madvise(
-                    self.base.add(new_len) as *mut libc::c_void,
-                    old - new_len,
-                    libc::MADV_DONTNEED,
-                );
+                libc::madvise(self.base.add(new_len) as *mut libc::c_void, old - new_len, libc::MADV_DONTNEED);
             }
-            protect(
-                unsafe { self.base.add(new_len) },
-                old - new_len,
-                libc::PROT_NONE,
-            );
+            protect(unsafe { self.base.add(new_len) }, old - new_len, libc::PROT_NONE);
             // Forget dirty marks beyond the new end.
             let bits = unsafe { &mut *self.dirty_bits.get() };
             let list = unsafe { &mut *self.dirty_list.get() };
@@ -165,8 +142,7 @@ impl MemoryInner {
 
     fn is_dirty(&self, page: usize) -> bool {
         let bits = unsafe { &*self.dirty_bits.get() };
-        bits.get(page / 64)
-            .is_some_and(|w| w & (1 << (page % 64)) != 0)
+        bits.get(page / 64).is_some_and(|w| w & (1 << (page % 64)) != 0)
     }
 
     /// Records a page as dirty and makes it writable. Returns false if the
@@ -180,11 +156,7 @@ impl MemoryInner {
         if list.len() == list.capacity() {
             return false;
         }
-        if !protect(
-            unsafe { self.base.add(page * PAGE_SIZE) },
-            PAGE_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-        ) {
+        if !protect(unsafe { self.base.add(page * PAGE_SIZE) }, PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE) {
             return false;
         }
         bits[page / 64] |= 1 << (page % 64);
@@ -194,11 +166,7 @@ impl MemoryInner {
 
     fn enter_overflow(&self) -> bool {
         self.overflow.set(true);
-        protect(
-            self.base,
-            self.accessible.get(),
-            libc::PROT_READ | libc::PROT_WRITE,
-        )
+        protect(self.base, self.accessible.get(), libc::PROT_READ | libc::PROT_WRITE)
     }
 
     /// Resolves a write fault at `addr`. Returns whether the fault was ours.
@@ -215,6 +183,8 @@ impl MemoryInner {
         self.mark_dirty(page) || self.enter_overflow()
     }
 
+    // Interior mutability through a raw mapping we own; see the SAFETY note.
+    #[allow(clippy::mut_from_ref)]
     fn page_slice(&self, page: usize) -> &mut PageBytes {
         // SAFETY: the caller checked that `page` is accessible; the region is
         // owned by us and not accessed concurrently.
@@ -226,10 +196,7 @@ impl MemoryInner {
         if self.overflow.get() {
             (0..self.accessible.get() / PAGE_SIZE).collect()
         } else {
-            let mut pages: Vec<usize> = unsafe { &*self.dirty_list.get() }
-                .iter()
-                .map(|p| *p as usize)
-                .collect();
+            let mut pages: Vec<usize> = unsafe { &*self.dirty_list.get() }.iter().map(|p| *p as usize).collect();
             pages.sort_unstable();
             pages
         }
@@ -253,11 +220,7 @@ impl MemoryInner {
                     end += 1;
                 }
                 i += 1;
-                protect(
-                    unsafe { self.base.add(start * PAGE_SIZE) },
-                    (end - start) * PAGE_SIZE,
-                    libc::PROT_READ,
-                );
+                protect(unsafe { self.base.add(start * PAGE_SIZE) }, (end - start) * PAGE_SIZE, libc::PROT_READ);
             }
             for p in list.iter() {
                 bits[*p as usize / 64] &= !(1 << (*p % 64));
@@ -295,12 +258,7 @@ impl TrackedMemory {
     /// Makes the memory equal to `target` with `size` bytes, starting from a
     /// memory equal to `current` (or from scratch if `current` is `None`).
     /// Costs O(pages that differ) when `current` shares structure with `target`.
-    pub(crate) fn sync(
-        &self,
-        current: Option<&PageMap>,
-        target: &PageMap,
-        size: usize,
-    ) -> Result<(), String> {
+    pub(crate) fn sync(&self, current: Option<&PageMap>, target: &PageMap, size: usize) -> Result<(), String> {
         let inner = &self.0;
         inner.reprotect_clean();
         if current.is_none() {
@@ -314,10 +272,7 @@ impl TrackedMemory {
             }
             let addr = unsafe { inner.base.add(page * PAGE_SIZE) };
             if !protect(addr, PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE) {
-                return Err(format!(
-                    "mprotect failed: {}",
-                    std::io::Error::last_os_error()
-                ));
+                return Err(format!("mprotect failed: {}", std::io::Error::last_os_error()));
             }
             inner.page_slice(page).copy_from_slice(bytes);
             protect(addr, PAGE_SIZE, libc::PROT_READ);
@@ -345,20 +300,13 @@ impl TrackedMemory {
         let inner = &self.0;
         let end = offset.checked_add(data.len()).ok_or("write overflows")?;
         if end > inner.accessible.get() {
-            return Err(format!(
-                "write of {} bytes at {offset} is out of bounds",
-                data.len()
-            ));
+            return Err(format!("write of {} bytes at {offset} is out of bounds", data.len()));
         }
         if data.is_empty() {
             return Ok(());
         }
         for page in offset / PAGE_SIZE..=(end - 1) / PAGE_SIZE {
-            if !inner.overflow.get()
-                && !inner.is_dirty(page)
-                && !inner.mark_dirty(page)
-                && !inner.enter_overflow()
-            {
+            if !inner.overflow.get() && !inner.is_dirty(page) && !inner.mark_dirty(page) && !inner.enter_overflow() {
                 return Err("cannot unprotect memory".into());
             }
         }
@@ -380,10 +328,7 @@ impl TrackedMemory {
                 changed.push((page as u64, now));
             }
         }
-        let stats = CommitStats {
-            dirty_pages: changed.len(),
-            overflowed,
-        };
+        let stats = CommitStats { dirty_pages: changed.len(), overflowed };
         // Pages dropped by a shrink were never dirty here: memories only grow
         // during a message, and `size` is recorded separately by the caller.
         page_map.update(changed);
@@ -448,9 +393,7 @@ unsafe impl LinearMemory for WasmtimeView {
     }
 
     fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
-        self.0
-            .set_accessible(new_size)
-            .map_err(wasmtime::Error::msg)
+        self.0.set_accessible(new_size).map_err(wasmtime::Error::msg)
     }
 
     fn as_ptr(&self) -> *mut u8 {

@@ -232,13 +232,7 @@ pub struct SystemApi {
 
 impl SystemApi {
     /// The System API for one execution.
-    pub fn new(
-        context: Context,
-        inputs: ApiInputs,
-        env: ApiEnvironment,
-        balance: Cycles,
-        stable: Memory,
-    ) -> Self {
+    pub fn new(context: Context, inputs: ApiInputs, env: ApiEnvironment, balance: Cycles, stable: Memory) -> Self {
         let global_timer = env.global_timer;
         SystemApi {
             context,
@@ -256,11 +250,7 @@ impl SystemApi {
             global_timer_changed: false,
             logs: Vec::new(),
             message_accepted: false,
-            stable: StableMemory {
-                memory: stable,
-                modified: false,
-                dirty_pages: BTreeSet::new(),
-            },
+            stable: StableMemory { memory: stable, modified: false, dirty_pages: BTreeSet::new() },
             instructions_executed: 0,
         }
     }
@@ -281,28 +271,19 @@ impl SystemApi {
 
     /// Liquid balance: what the canister may spend without becoming frozen.
     pub fn liquid_balance(&self) -> Cycles {
-        let frozen_part = self
-            .env
-            .freezing_limit
-            .saturating_sub(self.env.reserved_balance);
+        let frozen_part = self.env.freezing_limit.saturating_sub(self.env.reserved_balance);
         self.balance.saturating_sub(frozen_part)
     }
 
     // ----- message data -----
 
     pub fn msg_arg_data_size(&self) -> HResult<u64> {
-        self.check(
-            "msg_arg_data_size",
-            ctx::I | ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::CRY | ctx::F,
-        )?;
+        self.check("msg_arg_data_size", ctx::I | ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::CRY | ctx::F)?;
         Ok(self.inputs.arg.len() as u64)
     }
 
     pub fn msg_arg_data_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
-        self.check(
-            "msg_arg_data_copy",
-            ctx::I | ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::CRY | ctx::F,
-        )?;
+        self.check("msg_arg_data_copy", ctx::I | ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::CRY | ctx::F)?;
         copy_out(mem, dst, off, size, &self.inputs.arg, "msg_arg_data_copy")
     }
 
@@ -313,40 +294,18 @@ impl SystemApi {
 
     pub fn msg_caller_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         self.check("msg_caller_copy", ctx::ALL)?;
-        copy_out(
-            mem,
-            dst,
-            off,
-            size,
-            self.inputs.caller.as_slice(),
-            "msg_caller_copy",
-        )
+        copy_out(mem, dst, off, size, self.inputs.caller.as_slice(), "msg_caller_copy")
     }
 
-    const CALLER_INFO: u32 = ctx::U
-        | ctx::RQ
-        | ctx::NRQ
-        | ctx::CQ
-        | ctx::RY
-        | ctx::RT
-        | ctx::CRY
-        | ctx::CRT
-        | ctx::C
-        | ctx::CC
-        | ctx::F;
+    const CALLER_INFO: u32 =
+        ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::RT | ctx::CRY | ctx::CRT | ctx::C | ctx::CC | ctx::F;
 
     fn caller_info_data(&self) -> &[u8] {
-        self.inputs
-            .sender_info
-            .as_ref()
-            .map_or(&[], |s| s.info.as_slice())
+        self.inputs.sender_info.as_ref().map_or(&[], |s| s.info.as_slice())
     }
 
     fn caller_info_signer(&self) -> &[u8] {
-        self.inputs
-            .sender_info
-            .as_ref()
-            .map_or(&[], |s| s.signer.as_slice())
+        self.inputs.sender_info.as_ref().map_or(&[], |s| s.signer.as_slice())
     }
 
     pub fn msg_caller_info_data_size(&self) -> HResult<u64> {
@@ -354,22 +313,9 @@ impl SystemApi {
         Ok(self.caller_info_data().len() as u64)
     }
 
-    pub fn msg_caller_info_data_copy(
-        &self,
-        mem: &mut [u8],
-        dst: u64,
-        off: u64,
-        size: u64,
-    ) -> HResult<()> {
+    pub fn msg_caller_info_data_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         self.check("msg_caller_info_data_copy", Self::CALLER_INFO)?;
-        copy_out(
-            mem,
-            dst,
-            off,
-            size,
-            self.caller_info_data(),
-            "msg_caller_info_data_copy",
-        )
+        copy_out(mem, dst, off, size, self.caller_info_data(), "msg_caller_info_data_copy")
     }
 
     pub fn msg_caller_info_signer_size(&self) -> HResult<u64> {
@@ -377,29 +323,13 @@ impl SystemApi {
         Ok(self.caller_info_signer().len() as u64)
     }
 
-    pub fn msg_caller_info_signer_copy(
-        &self,
-        mem: &mut [u8],
-        dst: u64,
-        off: u64,
-        size: u64,
-    ) -> HResult<()> {
+    pub fn msg_caller_info_signer_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         self.check("msg_caller_info_signer_copy", Self::CALLER_INFO)?;
-        copy_out(
-            mem,
-            dst,
-            off,
-            size,
-            self.caller_info_signer(),
-            "msg_caller_info_signer_copy",
-        )
+        copy_out(mem, dst, off, size, self.caller_info_signer(), "msg_caller_info_signer_copy")
     }
 
     pub fn msg_reject_code(&self) -> HResult<u32> {
-        self.check(
-            "msg_reject_code",
-            ctx::RY | ctx::RT | ctx::CRY | ctx::CRT | ctx::C | ctx::CC,
-        )?;
+        self.check("msg_reject_code", ctx::RY | ctx::RT | ctx::CRY | ctx::CRT | ctx::C | ctx::CC)?;
         Ok(self.inputs.reject.as_ref().map_or(0, |r| r.code.as_u32()))
     }
 
@@ -407,9 +337,7 @@ impl SystemApi {
         self.check(name, ctx::RT | ctx::CRT)?;
         match &self.inputs.reject {
             Some(r) => Ok(r.message.as_bytes()),
-            None => Err(Self::violation(format!(
-                "\"ic0_{name}\" called with no reject (the reject code is 0)"
-            ))),
+            None => Err(Self::violation(format!("\"ic0_{name}\" called with no reject (the reject code is 0)"))),
         }
     }
 
@@ -417,41 +345,25 @@ impl SystemApi {
         Ok(self.reject_message("msg_reject_msg_size")?.len() as u64)
     }
 
-    pub fn msg_reject_msg_copy(
-        &self,
-        mem: &mut [u8],
-        dst: u64,
-        off: u64,
-        size: u64,
-    ) -> HResult<()> {
+    pub fn msg_reject_msg_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         let msg = self.reject_message("msg_reject_msg_copy")?;
         copy_out(mem, dst, off, size, msg, "msg_reject_msg_copy")
     }
 
     pub fn msg_deadline(&self) -> HResult<u64> {
-        self.check(
-            "msg_deadline",
-            ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::RT | ctx::CRY | ctx::CRT,
-        )?;
+        self.check("msg_deadline", ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::RT | ctx::CRY | ctx::CRT)?;
         Ok(self.inputs.deadline.map_or(0, |d| d.as_nanos()))
     }
 
     // ----- replying -----
 
-    const REPLY: u32 =
-        ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::RT | ctx::CRY | ctx::CRT;
+    const REPLY: u32 = ctx::U | ctx::RQ | ctx::NRQ | ctx::CQ | ctx::RY | ctx::RT | ctx::CRY | ctx::CRT;
 
     fn check_can_respond(&self, name: &str) -> HResult<()> {
         self.check(name, Self::REPLY)?;
         if self.inputs.responded || self.response.is_some() {
-            let dot = if name == "msg_reply_data_append" {
-                "."
-            } else {
-                ""
-            };
-            return Err(Self::violation(format!(
-                "ic0.{name}: the call is already replied{dot}"
-            )));
+            let dot = if name == "msg_reply_data_append" { "." } else { "" };
+            return Err(Self::violation(format!("ic0.{name}: the call is already replied{dot}")));
         }
         Ok(())
     }
@@ -485,8 +397,8 @@ impl SystemApi {
             )));
         }
         let data = read(mem, src, size, "msg_reject")?;
-        let text = std::str::from_utf8(data)
-            .map_err(|_| Self::violation("ic0.msg_reject: invalid UTF-8 string provided"))?;
+        let text =
+            std::str::from_utf8(data).map_err(|_| Self::violation("ic0.msg_reject: invalid UTF-8 string provided"))?;
         self.response = Some(ApiResponse::Reject(text.to_string()));
         Ok(())
     }
@@ -494,10 +406,7 @@ impl SystemApi {
     // ----- cycles -----
 
     pub fn msg_cycles_available(&self) -> HResult<Cycles> {
-        self.check(
-            "msg_cycles_available128",
-            ctx::U | ctx::RQ | ctx::RT | ctx::RY,
-        )?;
+        self.check("msg_cycles_available128", ctx::U | ctx::RQ | ctx::RT | ctx::RY)?;
         Ok(self.inputs.available)
     }
 
@@ -516,10 +425,7 @@ impl SystemApi {
     }
 
     pub fn cycles_burn(&mut self, amount: Cycles) -> HResult<Cycles> {
-        self.check(
-            "cycles_burn128",
-            ctx::I | ctx::G | ctx::U | ctx::RQ | ctx::RY | ctx::RT | ctx::C | ctx::T,
-        )?;
+        self.check("cycles_burn128", ctx::I | ctx::G | ctx::U | ctx::RQ | ctx::RY | ctx::RT | ctx::C | ctx::T)?;
         let burned = amount.min(self.liquid_balance());
         self.balance -= burned;
         self.burned += burned;
@@ -545,14 +451,7 @@ impl SystemApi {
 
     pub fn canister_self_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         self.check("canister_self_copy", ctx::ALL)?;
-        copy_out(
-            mem,
-            dst,
-            off,
-            size,
-            self.env.canister_id.as_slice(),
-            "canister_self_copy",
-        )
+        copy_out(mem, dst, off, size, self.env.canister_id.as_slice(), "canister_self_copy")
     }
 
     pub fn subnet_self_size(&self) -> HResult<u64> {
@@ -562,14 +461,7 @@ impl SystemApi {
 
     pub fn subnet_self_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         self.check("subnet_self_copy", ctx::ALL)?;
-        copy_out(
-            mem,
-            dst,
-            off,
-            size,
-            self.env.subnet_id.as_slice(),
-            "subnet_self_copy",
-        )
+        copy_out(mem, dst, off, size, self.env.subnet_id.as_slice(), "subnet_self_copy")
     }
 
     pub fn canister_status(&self) -> HResult<u32> {
@@ -585,8 +477,8 @@ impl SystemApi {
     pub fn is_controller(&self, mem: &[u8], src: u64, size: u64) -> HResult<u32> {
         self.check("is_controller", ctx::ALL_S)?;
         let bytes = read(mem, src, size, "is_controller")?;
-        let p = Principal::try_from_slice(bytes)
-            .map_err(|_| Self::violation("Canister provided invalid principal id"))?;
+        let p =
+            Principal::try_from_slice(bytes).map_err(|_| Self::violation("Canister provided invalid principal id"))?;
         Ok(self.env.controllers.contains(&p) as u32)
     }
 
@@ -602,30 +494,15 @@ impl SystemApi {
         Ok(self.inputs.method_name.len() as u64)
     }
 
-    pub fn msg_method_name_copy(
-        &self,
-        mem: &mut [u8],
-        dst: u64,
-        off: u64,
-        size: u64,
-    ) -> HResult<()> {
+    pub fn msg_method_name_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         self.check("msg_method_name_copy", ctx::F)?;
-        copy_out(
-            mem,
-            dst,
-            off,
-            size,
-            self.inputs.method_name.as_bytes(),
-            "msg_method_name_copy",
-        )
+        copy_out(mem, dst, off, size, self.inputs.method_name.as_bytes(), "msg_method_name_copy")
     }
 
     pub fn accept_message(&mut self) -> HResult<()> {
         self.check("accept_message", ctx::F)?;
         if self.message_accepted {
-            return Err(Self::violation(
-                "ic0.accept_message: the function was already called.",
-            ));
+            return Err(Self::violation("ic0.accept_message: the function was already called."));
         }
         self.message_accepted = true;
         Ok(())
@@ -636,11 +513,9 @@ impl SystemApi {
     const CALL: u32 = ctx::U | ctx::CQ | ctx::RY | ctx::RT | ctx::CRY | ctx::CRT | ctx::T;
 
     fn pending(&mut self, name: &str) -> HResult<&mut OutgoingCall> {
-        self.pending_call.as_mut().ok_or_else(|| {
-            Self::violation(format!(
-                "ic0.{name} called when no call is under construction."
-            ))
-        })
+        self.pending_call
+            .as_mut()
+            .ok_or_else(|| Self::violation(format!("ic0.{name} called when no call is under construction.")))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -678,14 +553,8 @@ impl SystemApi {
             method_name,
             payload: Vec::new(),
             cycles: Cycles::ZERO,
-            on_reply: WasmClosure {
-                func_idx: reply_fun,
-                env: reply_env,
-            },
-            on_reject: WasmClosure {
-                func_idx: reject_fun,
-                env: reject_env,
-            },
+            on_reply: WasmClosure { func_idx: reply_fun, env: reply_env },
+            on_reject: WasmClosure { func_idx: reject_fun, env: reject_env },
             on_cleanup: None,
             timeout_seconds: None,
             prepayment_for_response_execution: Cycles::ZERO,
@@ -699,9 +568,7 @@ impl SystemApi {
         self.check("call_on_cleanup", Self::CALL)?;
         let call = self.pending("call_on_cleanup")?;
         if call.on_cleanup.is_some() {
-            return Err(Self::violation(
-                "ic0.call_on_cleanup: the cleanup closure is already set.",
-            ));
+            return Err(Self::violation("ic0.call_on_cleanup: the cleanup closure is already set."));
         }
         call.on_cleanup = Some(WasmClosure { func_idx: fun, env });
         Ok(())
@@ -726,9 +593,7 @@ impl SystemApi {
         self.check("call_with_best_effort_response", Self::CALL)?;
         let call = self.pending("call_with_best_effort_response")?;
         if call.timeout_seconds.is_some() {
-            return Err(Self::violation(
-                "ic0_call_with_best_effort_response failed because a timeout is already set.",
-            ));
+            return Err(Self::violation("ic0_call_with_best_effort_response failed because a timeout is already set."));
         }
         call.timeout_seconds = Some(timeout_seconds.min(MAX_CALL_TIMEOUT_SECONDS as u32));
         Ok(())
@@ -754,20 +619,18 @@ impl SystemApi {
     /// freezing, in which case the attached cycles are returned.
     pub fn call_perform(&mut self) -> HResult<u32> {
         self.check("call_perform", Self::CALL)?;
-        let mut call = self.pending_call.take().ok_or_else(|| {
-            Self::violation("ic0.call_perform called when no call is under construction.")
-        })?;
+        let mut call = self
+            .pending_call
+            .take()
+            .ok_or_else(|| Self::violation("ic0.call_perform called when no call is under construction."))?;
         let costs = &self.env.costs;
         if self.context.is_replicated() {
-            call.transmission_fee =
-                costs.xnet_call_performed_fee((call.method_name.len() + call.payload.len()) as u64);
+            call.transmission_fee = costs.xnet_call_performed_fee((call.method_name.len() + call.payload.len()) as u64);
             call.prepayment_for_response_execution = costs.prepayment_for_response_execution();
-            call.prepayment_for_response_transmission =
-                costs.prepayment_for_response_transmission();
+            call.prepayment_for_response_transmission = costs.prepayment_for_response_transmission();
         }
-        let fees = call.transmission_fee
-            + call.prepayment_for_response_execution
-            + call.prepayment_for_response_transmission;
+        let fees =
+            call.transmission_fee + call.prepayment_for_response_execution + call.prepayment_for_response_transmission;
         if fees > self.liquid_balance() {
             self.balance += call.cycles;
             return Ok(2);
@@ -824,13 +687,9 @@ impl SystemApi {
     }
 
     fn stable_bounds(&self, name: &str, offset: u64, size: u64) -> HResult<()> {
-        let end = offset
-            .checked_add(size)
-            .ok_or_else(|| Self::violation(format!("{name}: offset overflow")))?;
+        let end = offset.checked_add(size).ok_or_else(|| Self::violation(format!("{name}: offset overflow")))?;
         if end > self.stable.memory.size_bytes() {
-            return Err(HypervisorError::Trapped(
-                "stable memory out of bounds".into(),
-            ));
+            return Err(HypervisorError::Trapped("stable memory out of bounds".into()));
         }
         Ok(())
     }
@@ -885,26 +744,17 @@ impl SystemApi {
     // ----- certification, time, timers -----
 
     pub fn root_key_size(&self) -> HResult<u64> {
-        self.check(
-            "root_key_size",
-            ctx::I | ctx::G | ctx::U | ctx::RQ | ctx::RY | ctx::RT | ctx::C | ctx::T,
-        )?;
+        self.check("root_key_size", ctx::I | ctx::G | ctx::U | ctx::RQ | ctx::RY | ctx::RT | ctx::C | ctx::T)?;
         Ok(self.env.root_key.len() as u64)
     }
 
     pub fn root_key_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
-        self.check(
-            "root_key_copy",
-            ctx::I | ctx::G | ctx::U | ctx::RQ | ctx::RY | ctx::RT | ctx::C | ctx::T,
-        )?;
+        self.check("root_key_copy", ctx::I | ctx::G | ctx::U | ctx::RQ | ctx::RY | ctx::RT | ctx::C | ctx::T)?;
         copy_out(mem, dst, off, size, &self.env.root_key, "root_key_copy")
     }
 
     pub fn certified_data_set(&mut self, mem: &[u8], src: u64, size: u64) -> HResult<()> {
-        self.check(
-            "certified_data_set",
-            ctx::I | ctx::G | ctx::U | ctx::RY | ctx::RT | ctx::T,
-        )?;
+        self.check("certified_data_set", ctx::I | ctx::G | ctx::U | ctx::RY | ctx::RT | ctx::T)?;
         if size as usize > MAX_CERTIFIED_DATA_SIZE {
             return Err(Self::violation(format!(
                 "ic0_certified_data_set failed because the passed data must be no larger than {MAX_CERTIFIED_DATA_SIZE} bytes. Found {size} bytes."
@@ -921,22 +771,17 @@ impl SystemApi {
 
     fn data_certificate(&self, name: &str) -> HResult<&[u8]> {
         self.check(name, ctx::NRQ | ctx::CQ)?;
-        self.inputs.data_certificate.as_deref().ok_or_else(|| {
-            Self::violation(format!("\"ic0_{name}\": no data certificate is present"))
-        })
+        self.inputs
+            .data_certificate
+            .as_deref()
+            .ok_or_else(|| Self::violation(format!("\"ic0_{name}\": no data certificate is present")))
     }
 
     pub fn data_certificate_size(&self) -> HResult<u64> {
         Ok(self.data_certificate("data_certificate_size")?.len() as u64)
     }
 
-    pub fn data_certificate_copy(
-        &self,
-        mem: &mut [u8],
-        dst: u64,
-        off: u64,
-        size: u64,
-    ) -> HResult<()> {
+    pub fn data_certificate_copy(&self, mem: &mut [u8], dst: u64, off: u64, size: u64) -> HResult<()> {
         let cert = self.data_certificate("data_certificate_copy")?;
         copy_out(mem, dst, off, size, cert, "data_certificate_copy")
     }
@@ -947,16 +792,9 @@ impl SystemApi {
     }
 
     pub fn global_timer_set(&mut self, timestamp: u64) -> HResult<u64> {
-        self.check(
-            "global_timer_set",
-            ctx::I | ctx::G | ctx::U | ctx::RY | ctx::RT | ctx::C | ctx::T,
-        )?;
+        self.check("global_timer_set", ctx::I | ctx::G | ctx::U | ctx::RY | ctx::RT | ctx::C | ctx::T)?;
         let previous = self.global_timer.map_or(0, |t| t.as_nanos());
-        self.global_timer = if timestamp == 0 {
-            None
-        } else {
-            Some(Time::from_nanos(timestamp))
-        };
+        self.global_timer = if timestamp == 0 { None } else { Some(Time::from_nanos(timestamp)) };
         self.global_timer_changed = true;
         Ok(previous)
     }
@@ -966,9 +804,7 @@ impl SystemApi {
         match counter_type {
             0 => Ok(self.instructions_executed),
             1 => Ok(self.env.call_context_instructions + self.instructions_executed),
-            other => Err(Self::violation(format!(
-                "ic0.performance_counter: unknown counter type {other}"
-            ))),
+            other => Err(Self::violation(format!("ic0.performance_counter: unknown counter type {other}"))),
         }
     }
 
@@ -1009,17 +845,13 @@ impl SystemApi {
     // ----- environment variables -----
 
     fn env_var_by_index(&self, name: &str, index: u64) -> HResult<(&String, &String)> {
-        self.env
-            .environment_variables
-            .iter()
-            .nth(index as usize)
-            .ok_or_else(|| {
-                let _ = name;
-                Self::violation(format!(
-                    "Environment variable index {index} is out of bounds. The number of environment variables is {}.",
-                    self.env.environment_variables.len()
-                ))
-            })
+        self.env.environment_variables.iter().nth(index as usize).ok_or_else(|| {
+            let _ = name;
+            Self::violation(format!(
+                "Environment variable index {index} is out of bounds. The number of environment variables is {}.",
+                self.env.environment_variables.len()
+            ))
+        })
     }
 
     fn env_var_value_of(&self, name: &str, mem: &[u8], src: u64, size: u64) -> HResult<&String> {
@@ -1032,13 +864,10 @@ impl SystemApi {
 
     fn env_var_name_arg(&self, name: &str, mem: &[u8], src: u64, size: u64) -> HResult<String> {
         if size as usize > MAX_ENV_VAR_NAME_SIZE {
-            return Err(Self::violation(format!(
-                "ic0.{name}: Variable name is too large."
-            )));
+            return Err(Self::violation(format!("ic0.{name}: Variable name is too large.")));
         }
         let bytes = read(mem, src, size, name)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| Self::violation(format!("ic0.{name}: name is not valid UTF-8")))
+        String::from_utf8(bytes.to_vec()).map_err(|_| Self::violation(format!("ic0.{name}: name is not valid UTF-8")))
     }
 
     pub fn env_var_count(&self) -> HResult<u64> {
@@ -1051,14 +880,7 @@ impl SystemApi {
         Ok(self.env_var_by_index("env_var_name_size", index)?.0.len() as u64)
     }
 
-    pub fn env_var_name_copy(
-        &self,
-        mem: &mut [u8],
-        index: u64,
-        dst: u64,
-        off: u64,
-        size: u64,
-    ) -> HResult<()> {
+    pub fn env_var_name_copy(&self, mem: &mut [u8], index: u64, dst: u64, off: u64, size: u64) -> HResult<()> {
         self.check("env_var_name_copy", ctx::ALL)?;
         let name = self.env_var_by_index("env_var_name_copy", index)?.0.clone();
         copy_out(mem, dst, off, size, name.as_bytes(), "env_var_name_copy")
@@ -1072,24 +894,12 @@ impl SystemApi {
 
     pub fn env_var_value_size(&self, mem: &[u8], src: u64, size: u64) -> HResult<u64> {
         self.check("env_var_value_size", ctx::ALL)?;
-        Ok(self
-            .env_var_value_of("env_var_value_size", mem, src, size)?
-            .len() as u64)
+        Ok(self.env_var_value_of("env_var_value_size", mem, src, size)?.len() as u64)
     }
 
-    pub fn env_var_value_copy(
-        &self,
-        mem: &mut [u8],
-        src: u64,
-        size: u64,
-        dst: u64,
-        off: u64,
-        len: u64,
-    ) -> HResult<()> {
+    pub fn env_var_value_copy(&self, mem: &mut [u8], src: u64, size: u64, dst: u64, off: u64, len: u64) -> HResult<()> {
         self.check("env_var_value_copy", ctx::ALL)?;
-        let value = self
-            .env_var_value_of("env_var_value_copy", mem, src, size)?
-            .clone();
+        let value = self.env_var_value_of("env_var_value_copy", mem, src, size)?.clone();
         copy_out(mem, dst, off, len, value.as_bytes(), "env_var_value_copy")
     }
 
@@ -1098,14 +908,9 @@ impl SystemApi {
     pub fn debug_print(&mut self, mem: &[u8], src: u64, size: u64) -> HResult<()> {
         self.check("debug_print", ctx::ALL_S)?;
         // Never traps: out-of-bounds text is replaced by a note.
-        let text = read(
-            mem,
-            src,
-            size.min(cairn_state::canister_state::MAX_LOG_BYTES as u64),
-            "debug_print",
-        )
-        .map(|b| b.to_vec())
-        .unwrap_or_else(|_| b"(debug message out of memory bounds)".to_vec());
+        let text = read(mem, src, size.min(cairn_state::canister_state::MAX_LOG_BYTES as u64), "debug_print")
+            .map(|b| b.to_vec())
+            .unwrap_or_else(|_| b"(debug message out of memory bounds)".to_vec());
         self.logs.push(text);
         Ok(())
     }
@@ -1142,10 +947,7 @@ pub fn read<'a>(mem: &'a [u8], src: u64, size: u64, name: &str) -> HResult<&'a [
 
 fn write_slot<'a>(mem: &'a mut [u8], dst: u64, size: u64, name: &str) -> HResult<&'a mut [u8]> {
     let len = mem.len();
-    let end = dst
-        .checked_add(size)
-        .filter(|e| *e <= len as u64)
-        .ok_or_else(|| out_of_bounds(name, dst, size, len))?;
+    let end = dst.checked_add(size).filter(|e| *e <= len as u64).ok_or_else(|| out_of_bounds(name, dst, size, len))?;
     Ok(&mut mem[dst as usize..end as usize])
 }
 
@@ -1156,23 +958,13 @@ pub fn write(mem: &mut [u8], dst: u64, data: &[u8], name: &str) -> HResult<()> {
 }
 
 /// Implements the `*_copy(dst, off, size)` pattern: copies `value[off..off+size]` to `dst`.
-fn copy_out(
-    mem: &mut [u8],
-    dst: u64,
-    off: u64,
-    size: u64,
-    value: &[u8],
-    name: &str,
-) -> HResult<()> {
-    let end = off
-        .checked_add(size)
-        .filter(|e| *e <= value.len() as u64)
-        .ok_or_else(|| {
-            HypervisorError::ContractViolation(format!(
-                "ic0.{name} payload: src={off} + length={size} exceeds the slice size={}",
-                value.len()
-            ))
-        })?;
+fn copy_out(mem: &mut [u8], dst: u64, off: u64, size: u64, value: &[u8], name: &str) -> HResult<()> {
+    let end = off.checked_add(size).filter(|e| *e <= value.len() as u64).ok_or_else(|| {
+        HypervisorError::ContractViolation(format!(
+            "ic0.{name} payload: src={off} + length={size} exceeds the slice size={}",
+            value.len()
+        ))
+    })?;
     write(mem, dst, &value[off as usize..end as usize], name)
 }
 
@@ -1200,18 +992,8 @@ mod tests {
     }
 
     fn api(context: Context) -> SystemApi {
-        let inputs = ApiInputs {
-            arg: b"hello".to_vec(),
-            available: Cycles::new(500),
-            ..Default::default()
-        };
-        SystemApi::new(
-            context,
-            inputs,
-            env(),
-            Cycles::new(1_000_000_000_000_000),
-            Memory::default(),
-        )
+        let inputs = ApiInputs { arg: b"hello".to_vec(), available: Cycles::new(500), ..Default::default() };
+        SystemApi::new(context, inputs, env(), Cycles::new(1_000_000_000_000_000), Memory::default())
     }
 
     #[test]
@@ -1222,8 +1004,7 @@ mod tests {
         assert_eq!(
             err,
             HypervisorError::WrongContext(
-                "\"ic0_msg_cycles_available128\" cannot be executed in non replicated query mode"
-                    .into()
+                "\"ic0_msg_cycles_available128\" cannot be executed in non replicated query mode".into()
             )
         );
         let start = api(Context::Start);
@@ -1247,14 +1028,8 @@ mod tests {
     #[test]
     fn cycles_accept_and_calls() {
         let mut a = api(Context::Update);
-        assert_eq!(
-            a.msg_cycles_accept(Cycles::new(300)).unwrap(),
-            Cycles::new(300)
-        );
-        assert_eq!(
-            a.msg_cycles_accept(Cycles::new(300)).unwrap(),
-            Cycles::new(200)
-        );
+        assert_eq!(a.msg_cycles_accept(Cycles::new(300)).unwrap(), Cycles::new(300));
+        assert_eq!(a.msg_cycles_accept(Cycles::new(300)).unwrap(), Cycles::new(200));
         assert_eq!(a.msg_cycles_available().unwrap(), Cycles::ZERO);
         let mut mem = vec![0u8; 64];
         mem[..10].copy_from_slice(CanisterId::from_u64(9).as_slice());
@@ -1268,10 +1043,7 @@ mod tests {
         let call = &a.performed_calls[0];
         assert_eq!(call.method_name, "foo");
         assert_eq!(call.cycles, Cycles::new(10));
-        assert_eq!(
-            before - a.balance,
-            Cycles::new(10) + a.env.costs.cost_call(3, 3)
-        );
+        assert_eq!(before - a.balance, Cycles::new(10) + a.env.costs.cost_call(3, 3));
         // A canister that cannot pay the fees gets 2 and keeps its cycles.
         a.balance = Cycles::new(5_000);
         a.call_new(&mem, 0, 10, 10, 3, 1, 2, 3, 4).unwrap();
@@ -1284,19 +1056,11 @@ mod tests {
     fn stable_memory_bounds() {
         let mut a = api(Context::Update);
         let mut mem = vec![1u8; 100];
-        assert!(
-            a.stable_write(&mem, 0, 0, 10, "stable64_write", false)
-                .is_err()
-        );
+        assert!(a.stable_write(&mem, 0, 0, 10, "stable64_write", false).is_err());
         assert_eq!(a.stable64_grow(1).unwrap(), 0);
-        a.stable_write(&mem, 65_530, 0, 6, "stable64_write", false)
-            .unwrap();
-        assert!(
-            a.stable_write(&mem, 65_531, 0, 6, "stable64_write", false)
-                .is_err()
-        );
-        a.stable_read(&mut mem, 50, 65_530, 6, "stable64_read", false)
-            .unwrap();
+        a.stable_write(&mem, 65_530, 0, 6, "stable64_write", false).unwrap();
+        assert!(a.stable_write(&mem, 65_531, 0, 6, "stable64_write", false).is_err());
+        a.stable_read(&mut mem, 50, 65_530, 6, "stable64_read", false).unwrap();
         assert_eq!(&mem[50..56], &[1; 6]);
         assert_eq!(a.stable64_grow(MAX_STABLE_MEMORY_PAGES).unwrap(), u64::MAX);
         assert_eq!(a.stable_grow(70_000).unwrap(), -1);
@@ -1308,14 +1072,8 @@ mod tests {
         let mut mem = vec![0u8; 8];
         assert!(a.msg_arg_data_copy(&mut mem, 0, 2, 3).is_ok());
         assert_eq!(&mem[..3], b"llo");
-        assert!(matches!(
-            a.msg_arg_data_copy(&mut mem, 0, 3, 3),
-            Err(HypervisorError::ContractViolation(_))
-        ));
-        assert!(matches!(
-            a.msg_arg_data_copy(&mut mem, 6, 0, 3),
-            Err(HypervisorError::ContractViolation(_))
-        ));
+        assert!(matches!(a.msg_arg_data_copy(&mut mem, 0, 3, 3), Err(HypervisorError::ContractViolation(_))));
+        assert!(matches!(a.msg_arg_data_copy(&mut mem, 6, 0, 3), Err(HypervisorError::ContractViolation(_))));
     }
 
     #[test]

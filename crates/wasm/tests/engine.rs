@@ -4,8 +4,8 @@ use cairn_state::canister_state::GlobalValue;
 use cairn_state::page_map::Memory;
 use cairn_types::{CanisterId, CostSchedule, Cycles, Principal, SubnetId, Time};
 use cairn_wasm::{
-    ApiEnvironment, ApiInputs, ApiResponse, CanisterMemories, Context, ExecutionInput, FuncRef,
-    HypervisorError, Sandbox, SystemApi, WasmEngine,
+    ApiEnvironment, ApiInputs, ApiResponse, CanisterMemories, Context, ExecutionInput, FuncRef, HypervisorError,
+    Sandbox, SystemApi, WasmEngine,
 };
 use cairn_wasm_module::ModuleLimits;
 use sha2::{Digest, Sha256};
@@ -30,17 +30,8 @@ fn env() -> ApiEnvironment {
 }
 
 fn api(context: Context, arg: &[u8]) -> SystemApi {
-    let inputs = ApiInputs {
-        arg: arg.to_vec(),
-        ..Default::default()
-    };
-    SystemApi::new(
-        context,
-        inputs,
-        env(),
-        Cycles::new(1 << 60),
-        Memory::default(),
-    )
+    let inputs = ApiInputs { arg: arg.to_vec(), ..Default::default() };
+    SystemApi::new(context, inputs, env(), Cycles::new(1 << 60), Memory::default())
 }
 
 /// A canister state as the execution layer keeps it.
@@ -64,20 +55,10 @@ impl Harness {
         for (offset, bytes) in &module.instrumented.data_segments {
             page_map.write(*offset, bytes);
         }
-        let heap = Memory {
-            page_map,
-            size_wasm_pages: module.info.memory.unwrap().initial_pages,
-        };
+        let heap = Memory { page_map, size_wasm_pages: module.info.memory.unwrap().initial_pages };
         let globals = module.initial_globals.clone();
         let sandbox = engine.new_sandbox(module).unwrap();
-        Harness {
-            sandbox,
-            state: State {
-                heap,
-                stable: Memory::default(),
-                globals,
-            },
-        }
+        Harness { sandbox, state: State { heap, stable: Memory::default(), globals } }
     }
 
     fn run(
@@ -89,10 +70,7 @@ impl Harness {
     ) -> (Result<Option<ApiResponse>, HypervisorError>, u64) {
         let mut api = api(Context::Update, arg);
         api.stable.memory = self.state.stable.clone();
-        let memories = CanisterMemories {
-            wasm_memory: &self.state.heap,
-            globals: &self.state.globals,
-        };
+        let memories = CanisterMemories { wasm_memory: &self.state.heap, globals: &self.state.globals };
         let out = self.sandbox.execute(
             &memories,
             ExecutionInput {
@@ -104,16 +82,9 @@ impl Harness {
             },
         );
         if let Some(c) = out.committed {
-            self.state = State {
-                heap: c.wasm_memory,
-                stable: c.stable_memory,
-                globals: c.globals,
-            };
+            self.state = State { heap: c.wasm_memory, stable: c.stable_memory, globals: c.globals };
         }
-        (
-            out.result.map(|_| out.api.response.clone()),
-            out.instructions_used,
-        )
+        (out.result.map(|_| out.api.response.clone()), out.instructions_used)
     }
 }
 
@@ -191,10 +162,7 @@ fn trap_rolls_back_everything() {
     assert_eq!(h.state.heap.page_map.content_hash(), before_heap);
     assert_eq!(h.state.stable.size_wasm_pages, 0);
     // The live sandbox was rolled back too: the next message sees the old values.
-    assert_eq!(
-        reply(h.run("inc", &[], 1 << 30, true).0),
-        2u32.to_le_bytes()
-    );
+    assert_eq!(reply(h.run("inc", &[], 1 << 30, true).0), 2u32.to_le_bytes());
     let r = reply(h.run("read", &[], 1 << 30, true).0);
     assert_eq!(&r[12..16], &102u32.to_le_bytes());
     assert_eq!(h.state.heap.size_wasm_pages, 2);
@@ -204,18 +172,9 @@ fn trap_rolls_back_everything() {
 fn queries_leave_no_trace() {
     let e = engine();
     let mut h = Harness::new(&e, COUNTER);
-    assert_eq!(
-        reply(h.run("inc", &[], 1 << 30, false).0),
-        1u32.to_le_bytes()
-    );
-    assert_eq!(
-        reply(h.run("inc", &[], 1 << 30, false).0),
-        1u32.to_le_bytes()
-    );
-    assert_eq!(
-        reply(h.run("inc", &[], 1 << 30, true).0),
-        1u32.to_le_bytes()
-    );
+    assert_eq!(reply(h.run("inc", &[], 1 << 30, false).0), 1u32.to_le_bytes());
+    assert_eq!(reply(h.run("inc", &[], 1 << 30, false).0), 1u32.to_le_bytes());
+    assert_eq!(reply(h.run("inc", &[], 1 << 30, true).0), 1u32.to_le_bytes());
 }
 
 #[test]
@@ -223,16 +182,10 @@ fn infinite_loop_stops_at_instruction_limit() {
     let e = engine();
     let mut h = Harness::new(&e, COUNTER);
     let (r, used) = h.run("loop", &[], 10_000_000, true);
-    assert_eq!(
-        r.unwrap_err(),
-        HypervisorError::InstructionLimitExceeded(10_000_000)
-    );
+    assert_eq!(r.unwrap_err(), HypervisorError::InstructionLimitExceeded(10_000_000));
     assert_eq!(used, 10_000_000);
     // Still serves afterwards.
-    assert_eq!(
-        reply(h.run("inc", &[], 1 << 30, true).0),
-        1u32.to_le_bytes()
-    );
+    assert_eq!(reply(h.run("inc", &[], 1 << 30, true).0), 1u32.to_le_bytes());
 }
 
 #[test]
@@ -240,14 +193,8 @@ fn deep_recursion_is_a_stack_overflow_trap() {
     let e = engine();
     let mut h = Harness::new(&e, COUNTER);
     let (r, _) = h.run("recurse", &[], 1 << 40, true);
-    assert_eq!(
-        r.unwrap_err(),
-        HypervisorError::Trapped("stack overflow".into())
-    );
-    assert_eq!(
-        reply(h.run("inc", &[], 1 << 30, true).0),
-        1u32.to_le_bytes()
-    );
+    assert_eq!(r.unwrap_err(), HypervisorError::Trapped("stack overflow".into()));
+    assert_eq!(reply(h.run("inc", &[], 1 << 30, true).0), 1u32.to_le_bytes());
 }
 
 #[test]
@@ -255,9 +202,7 @@ fn memory_limit_traps_growth() {
     let e = engine();
     let mut h = Harness::new(&e, COUNTER);
     let (r, _) = h.run("grow_big", &[], 1 << 30, true);
-    assert!(
-        matches!(r.unwrap_err(), HypervisorError::WasmMemoryLimitExceeded { limit, .. } if limit == 1 << 30)
-    );
+    assert!(matches!(r.unwrap_err(), HypervisorError::WasmMemoryLimitExceeded { limit, .. } if limit == 1 << 30));
 }
 
 #[test]
@@ -266,10 +211,7 @@ fn bulk_memory_is_charged_by_length() {
     let mut h = Harness::new(&e, COUNTER);
     let (r, used) = h.run("fill", &[], 1 << 30, true);
     r.unwrap();
-    assert!(
-        used >= 100_000,
-        "memory.fill of 100000 bytes charged {used}"
-    );
+    assert!(used >= 100_000, "memory.fill of 100000 bytes charged {used}");
     assert!(used < 110_000, "charged {used}");
 }
 
@@ -283,10 +225,7 @@ fn wasm_traps_have_ic_texts() {
     );
     assert_eq!(
         h.run("nope", &[], 1 << 30, true).0.unwrap_err(),
-        HypervisorError::MethodNotFound {
-            kind: "update",
-            name: "nope".into()
-        }
+        HypervisorError::MethodNotFound { kind: "update", name: "nope".into() }
     );
 }
 

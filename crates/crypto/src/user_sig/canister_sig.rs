@@ -48,18 +48,11 @@ pub fn verify_canister_signature(
     let cert_bytes = cbor::field(map, "certificate")
         .and_then(cbor::bytes)
         .ok_or_else(|| bad("signature has no certificate bytes".into()))?;
-    let tree = HashTree::from_cbor_value(
-        cbor::field(map, "tree").ok_or_else(|| bad("signature has no tree".into()))?,
-    )
-    .map_err(|e| bad(format!("signature tree: {e}")))?;
+    let tree = HashTree::from_cbor_value(cbor::field(map, "tree").ok_or_else(|| bad("signature has no tree".into()))?)
+        .map_err(|e| bad(format!("signature tree: {e}")))?;
     let certificate = Certificate::from_cbor(cert_bytes).map_err(SignatureError::Certificate)?;
-    let delegation = verify_certificate_detailed(
-        &certificate,
-        root_key_der,
-        Scope::Canister(canister_id),
-        None,
-    )
-    .map_err(SignatureError::Certificate)?;
+    let delegation = verify_certificate_detailed(&certificate, root_key_der, Scope::Canister(canister_id), None)
+        .map_err(SignatureError::Certificate)?;
 
     // Spec v0.66 also requires /subnet/<sid>/type to be present and not
     // cloud_engine. Real delegation certificates from before certification
@@ -72,11 +65,7 @@ pub fn verify_canister_signature(
         return Err(SignatureError::CloudEngineSubnet(d.subnet_id));
     }
 
-    let path = [
-        b"canister".as_slice(),
-        canister_id.as_slice(),
-        b"certified_data",
-    ];
+    let path = [b"canister".as_slice(), canister_id.as_slice(), b"certified_data"];
     match certificate.lookup(&path) {
         LookupResult::Found(data) if data == tree.digest() => {}
         LookupResult::Found(data) => {
@@ -98,8 +87,6 @@ pub fn verify_canister_signature(
     let sig_path = [b"sig".as_slice(), &sha256(seed), &sha256(message)];
     match tree.lookup_path(&sig_path) {
         LookupResult::Found([]) => Ok(()),
-        other => Err(SignatureError::NotSigned {
-            lookup: lookup_name(other),
-        }),
+        other => Err(SignatureError::NotSigned { lookup: lookup_name(other) }),
     }
 }

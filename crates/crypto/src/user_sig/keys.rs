@@ -57,14 +57,10 @@ impl UserPublicKey {
                     Err(PublicKeyError::UnsupportedCurve(oid_to_string(curve)))
                 }
             }
-            (a, None) if a == oid::WEBAUTHN_COSE => {
-                CoseKey::from_cbor(spki.key).map(UserPublicKey::WebAuthn)
-            }
+            (a, None) if a == oid::WEBAUTHN_COSE => CoseKey::from_cbor(spki.key).map(UserPublicKey::WebAuthn),
             (a, None) if a == oid::CANISTER_SIG => {
-                let (&len, rest) = spki
-                    .key
-                    .split_first()
-                    .ok_or_else(|| PublicKeyError::CanisterKey("empty key".into()))?;
+                let (&len, rest) =
+                    spki.key.split_first().ok_or_else(|| PublicKeyError::CanisterKey("empty key".into()))?;
                 let len = len as usize;
                 if rest.len() < len {
                     return Err(PublicKeyError::CanisterKey(format!(
@@ -72,8 +68,8 @@ impl UserPublicKey {
                         rest.len()
                     )));
                 }
-                let canister_id = Principal::try_from_slice(&rest[..len])
-                    .map_err(|e| PublicKeyError::CanisterKey(e.to_string()))?;
+                let canister_id =
+                    Principal::try_from_slice(&rest[..len]).map_err(|e| PublicKeyError::CanisterKey(e.to_string()))?;
                 Ok(UserPublicKey::CanisterSignature {
                     canister_id: CanisterId(canister_id),
                     seed: rest[len..].to_vec(),
@@ -98,37 +94,24 @@ impl UserPublicKey {
     ///
     /// `root_key_der` is only used by canister signatures, whose
     /// certificates chain up to the IC root key.
-    pub fn verify(
-        &self,
-        message: &[u8],
-        signature: &[u8],
-        root_key_der: &[u8],
-    ) -> Result<(), SignatureError> {
+    pub fn verify(&self, message: &[u8], signature: &[u8], root_key_der: &[u8]) -> Result<(), SignatureError> {
         use p256::ecdsa::signature::Verifier as _;
         let scheme = self.scheme();
         match self {
             UserPublicKey::Ed25519(key) => verify_ed25519_raw(key, message, signature),
             UserPublicKey::EcdsaP256(key) => {
-                let sig = p256::ecdsa::Signature::from_slice(raw64(scheme, signature)?).map_err(
-                    |_| SignatureError::Encoding {
-                        scheme,
-                        reason: "r or s is zero or not below the group order".into(),
-                    },
-                )?;
-                key.verify(message, &sig)
-                    .map_err(|_| SignatureError::Invalid { scheme })
+                let sig = p256::ecdsa::Signature::from_slice(raw64(scheme, signature)?).map_err(|_| {
+                    SignatureError::Encoding { scheme, reason: "r or s is zero or not below the group order".into() }
+                })?;
+                key.verify(message, &sig).map_err(|_| SignatureError::Invalid { scheme })
             }
             UserPublicKey::EcdsaSecp256k1(key) => {
-                let sig = k256::ecdsa::Signature::from_slice(raw64(scheme, signature)?).map_err(
-                    |_| SignatureError::Encoding {
-                        scheme,
-                        reason: "r or s is zero or not below the group order".into(),
-                    },
-                )?;
+                let sig = k256::ecdsa::Signature::from_slice(raw64(scheme, signature)?).map_err(|_| {
+                    SignatureError::Encoding { scheme, reason: "r or s is zero or not below the group order".into() }
+                })?;
                 // Accept high-S signatures too (k256 alone would reject them).
                 let sig = sig.normalize_s().unwrap_or(sig);
-                key.verify(message, &sig)
-                    .map_err(|_| SignatureError::Invalid { scheme })
+                key.verify(message, &sig).map_err(|_| SignatureError::Invalid { scheme })
             }
             UserPublicKey::WebAuthn(key) => verify_webauthn(key, message, signature),
             UserPublicKey::CanisterSignature { canister_id, seed } => {
@@ -142,11 +125,7 @@ fn raw64<'a>(scheme: &'static str, signature: &'a [u8]) -> Result<&'a [u8], Sign
     if signature.len() == 64 {
         Ok(signature)
     } else {
-        Err(SignatureError::Length {
-            scheme,
-            expected: 64,
-            got: signature.len(),
-        })
+        Err(SignatureError::Length { scheme, expected: 64, got: signature.len() })
     }
 }
 
@@ -157,9 +136,7 @@ pub(super) fn verify_ed25519_raw(
     signature: &[u8],
 ) -> Result<(), SignatureError> {
     let scheme = "Ed25519";
-    let sig: &[u8; 64] = raw64(scheme, signature)?
-        .try_into()
-        .expect("checked length");
+    let sig: &[u8; 64] = raw64(scheme, signature)?.try_into().expect("checked length");
     key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(sig))
         .map_err(|_| SignatureError::Invalid { scheme })
 }
@@ -181,11 +158,7 @@ fn oid_to_string(content: &[u8]) -> String {
             acc = 0;
         }
     }
-    parts
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
+    parts.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
 }
 
 /// Verifies a signature by a DER-encoded sender key on `message`.
@@ -213,36 +186,21 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_and_malformed_keys() {
-        let bls = crate::bls::SecretKey::from_seed([1; 32])
-            .public_key()
-            .to_der();
+        let bls = crate::bls::SecretKey::from_seed([1; 32]).public_key().to_der();
         assert!(matches!(
             UserPublicKey::from_der(&bls),
             Err(PublicKeyError::Der(_)) | Err(PublicKeyError::UnsupportedAlgorithm(_))
         ));
         let compressed = der::encode_spki(oid::EC_PUBLIC_KEY, Some(oid::SECP256R1), &[2; 33]);
-        assert_eq!(
-            UserPublicKey::from_der(&compressed).unwrap_err(),
-            PublicKeyError::NotUncompressed
-        );
-        let p384 = der::encode_spki(
-            oid::EC_PUBLIC_KEY,
-            Some(&[0x2b, 0x81, 0x04, 0x00, 0x22]),
-            &[4; 65],
-        );
+        assert_eq!(UserPublicKey::from_der(&compressed).unwrap_err(), PublicKeyError::NotUncompressed);
+        let p384 = der::encode_spki(oid::EC_PUBLIC_KEY, Some(&[0x2b, 0x81, 0x04, 0x00, 0x22]), &[4; 65]);
         assert_eq!(
             UserPublicKey::from_der(&p384).unwrap_err(),
             PublicKeyError::UnsupportedCurve("1.3.132.0.34".into())
         );
         let not_on_curve = der::encode_spki(oid::EC_PUBLIC_KEY, Some(oid::SECP256R1), &[4; 65]);
-        assert!(matches!(
-            UserPublicKey::from_der(&not_on_curve),
-            Err(PublicKeyError::InvalidPoint(_))
-        ));
+        assert!(matches!(UserPublicKey::from_der(&not_on_curve), Err(PublicKeyError::InvalidPoint(_))));
         let bad_canister = der::encode_spki(oid::CANISTER_SIG, None, &[30, 1, 2]);
-        assert!(matches!(
-            UserPublicKey::from_der(&bad_canister),
-            Err(PublicKeyError::CanisterKey(_))
-        ));
+        assert!(matches!(UserPublicKey::from_der(&bad_canister), Err(PublicKeyError::CanisterKey(_))));
     }
 }

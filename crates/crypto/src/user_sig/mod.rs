@@ -54,11 +54,7 @@ pub enum PublicKeyError {
     #[error("unsupported ECDSA curve {0} (only P-256 and secp256k1 are accepted)")]
     UnsupportedCurve(String),
     #[error("{scheme} public key must be {expected} bytes, got {got}")]
-    Length {
-        scheme: &'static str,
-        expected: usize,
-        got: usize,
-    },
+    Length { scheme: &'static str, expected: usize, got: usize },
     #[error("ECDSA public keys must be uncompressed SEC1 points (65 bytes starting with 04)")]
     NotUncompressed,
     #[error("{0} public key is not a valid curve point")]
@@ -73,16 +69,9 @@ pub enum PublicKeyError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("{scheme} signature must be {expected} bytes, got {got}")]
-    Length {
-        scheme: &'static str,
-        expected: usize,
-        got: usize,
-    },
+    Length { scheme: &'static str, expected: usize, got: usize },
     #[error("malformed {scheme} signature: {reason}")]
-    Encoding {
-        scheme: &'static str,
-        reason: String,
-    },
+    Encoding { scheme: &'static str, reason: String },
     #[error("{scheme} signature verification failed")]
     Invalid { scheme: &'static str },
     #[error("malformed WebAuthn signature: {0}")]
@@ -95,13 +84,8 @@ pub enum SignatureError {
     Certificate(CertificateError),
     #[error("canister signature certificate is delegated to cloud-engine subnet {0}")]
     CloudEngineSubnet(Principal),
-    #[error(
-        "canister certified data 0x{certified} differs from the signature tree root 0x{tree_root}"
-    )]
-    CertifiedDataMismatch {
-        certified: String,
-        tree_root: String,
-    },
+    #[error("canister certified data 0x{certified} differs from the signature tree root 0x{tree_root}")]
+    CertifiedDataMismatch { certified: String, tree_root: String },
     #[error("the canister signature tree does not sign this message: its sig leaf {lookup}")]
     NotSigned { lookup: &'static str },
 }
@@ -144,53 +128,27 @@ pub enum AuthError {
     #[error("sender_pubkey is present, but sender_sig is missing")]
     MissingSignature,
     #[error("sender {sender} does not match sender_pubkey, whose principal is {derived}")]
-    SenderMismatch {
-        sender: Principal,
-        derived: Principal,
-    },
+    SenderMismatch { sender: Principal, derived: Principal },
     #[error("{role} is not an acceptable public key: {source}")]
-    InvalidPublicKey {
-        role: KeyRole,
-        source: PublicKeyError,
-    },
+    InvalidPublicKey { role: KeyRole, source: PublicKeyError },
     #[error("{count} delegations exceed the maximum of {MAX_DELEGATIONS}")]
     TooManyDelegations { count: usize },
-    #[error(
-        "delegation {index} has {count} targets, more than the maximum of {MAX_TARGETS_PER_DELEGATION}"
-    )]
+    #[error("delegation {index} has {count} targets, more than the maximum of {MAX_TARGETS_PER_DELEGATION}")]
     TooManyTargets { index: usize, count: usize },
     #[error("delegation {index} expired at {expiration} ns; now is {now} ns")]
-    DelegationExpired {
-        index: usize,
-        expiration: u64,
-        now: u64,
-    },
-    #[error(
-        "delegation {index} delegates to a public key that already appears earlier in the chain"
-    )]
+    DelegationExpired { index: usize, expiration: u64, now: u64 },
+    #[error("delegation {index} delegates to a public key that already appears earlier in the chain")]
     RepeatedKey { index: usize },
-    #[error(
-        "delegation {index} has invalid permissions {value:?} (expected \"queries\" or \"all\")"
-    )]
+    #[error("delegation {index} has invalid permissions {value:?} (expected \"queries\" or \"all\")")]
     InvalidPermissions { index: usize, value: String },
     #[error("the signature on delegation {index} by {signer} is invalid: {source}")]
-    InvalidDelegationSignature {
-        index: usize,
-        signer: KeyRole,
-        source: SignatureError,
-    },
+    InvalidDelegationSignature { index: usize, signer: KeyRole, source: SignatureError },
     #[error("sender_sig by {signer} is invalid: {source}")]
-    InvalidSenderSignature {
-        signer: KeyRole,
-        source: SignatureError,
-    },
+    InvalidSenderSignature { signer: KeyRole, source: SignatureError },
     #[error("sender_info requires a canister-signature sender_pubkey, but it is {scheme}")]
     SenderInfoNeedsCanisterKey { scheme: &'static str },
     #[error("sender_info signer {signer} is not canister {canister} of sender_pubkey")]
-    SenderInfoSignerMismatch {
-        signer: Principal,
-        canister: Principal,
-    },
+    SenderInfoSignerMismatch { signer: Principal, canister: Principal },
     #[error("sender_info signature is invalid: {0}")]
     InvalidSenderInfoSignature(SignatureError),
     #[error("the delegation targets do not include canister {0}")]
@@ -218,15 +176,9 @@ pub struct Delegation {
 impl Delegation {
     /// `hash_of_map` over the present fields.
     pub fn hash(&self) -> Digest {
-        let mut fields = vec![
-            ("pubkey", Value::blob(&self.pubkey)),
-            ("expiration", Value::Nat(self.expiration)),
-        ];
+        let mut fields = vec![("pubkey", Value::blob(&self.pubkey)), ("expiration", Value::Nat(self.expiration))];
         if let Some(targets) = &self.targets {
-            fields.push((
-                "targets",
-                Value::Array(targets.iter().map(|t| Value::blob(t.as_slice())).collect()),
-            ));
+            fields.push(("targets", Value::Array(targets.iter().map(|t| Value::blob(t.as_slice())).collect())));
         }
         if let Some(p) = &self.permissions {
             fields.push(("permissions", Value::text(p.clone())));
@@ -290,11 +242,7 @@ pub struct AuthOutcome {
 impl AuthOutcome {
     /// An outcome with no restrictions (anonymous or undelegated senders).
     fn unrestricted() -> AuthOutcome {
-        AuthOutcome {
-            targets: None,
-            queries_only: false,
-            sender_info: None,
-        }
+        AuthOutcome { targets: None, queries_only: false, sender_info: None }
     }
 
     /// Whether `canister` is within the delegation targets.
@@ -304,11 +252,7 @@ impl AuthOutcome {
 
     /// Checks the target canister and, for `/call` requests
     /// (`is_update_call`), that the chain is not queries-only.
-    pub fn check_target(
-        &self,
-        canister: &Principal,
-        is_update_call: bool,
-    ) -> Result<(), AuthError> {
+    pub fn check_target(&self, canister: &Principal, is_update_call: bool) -> Result<(), AuthError> {
         if !self.allows(canister) {
             return Err(AuthError::TargetNotAllowed(*canister));
         }
@@ -343,27 +287,17 @@ pub fn authenticate(
         }
         return Ok(AuthOutcome::unrestricted());
     }
-    let pubkey = auth
-        .sender_pubkey
-        .ok_or(AuthError::MissingPublicKey(*sender))?;
+    let pubkey = auth.sender_pubkey.ok_or(AuthError::MissingPublicKey(*sender))?;
     let sender_sig = auth.sender_sig.ok_or(AuthError::MissingSignature)?;
     let derived = Principal::self_authenticating(pubkey);
     if derived != *sender {
-        return Err(AuthError::SenderMismatch {
-            sender: *sender,
-            derived,
-        });
+        return Err(AuthError::SenderMismatch { sender: *sender, derived });
     }
     if delegations.len() > MAX_DELEGATIONS {
-        return Err(AuthError::TooManyDelegations {
-            count: delegations.len(),
-        });
+        return Err(AuthError::TooManyDelegations { count: delegations.len() });
     }
-    let sender_key =
-        UserPublicKey::from_der(pubkey).map_err(|source| AuthError::InvalidPublicKey {
-            role: KeyRole::SenderPubkey,
-            source,
-        })?;
+    let sender_key = UserPublicKey::from_der(pubkey)
+        .map_err(|source| AuthError::InvalidPublicKey { role: KeyRole::SenderPubkey, source })?;
 
     let mut seen: HashSet<&[u8]> = HashSet::from([pubkey]);
     let mut outcome = AuthOutcome::unrestricted();
@@ -372,28 +306,18 @@ pub fn authenticate(
     for (index, signed) in delegations.iter().enumerate() {
         let d = &signed.delegation;
         if d.expiration < now.as_nanos() {
-            return Err(AuthError::DelegationExpired {
-                index,
-                expiration: d.expiration,
-                now: now.as_nanos(),
-            });
+            return Err(AuthError::DelegationExpired { index, expiration: d.expiration, now: now.as_nanos() });
         }
         match d.permissions.as_deref() {
             None | Some("all") => {}
             Some("queries") => outcome.queries_only = true,
             Some(other) => {
-                return Err(AuthError::InvalidPermissions {
-                    index,
-                    value: other.to_string(),
-                });
+                return Err(AuthError::InvalidPermissions { index, value: other.to_string() });
             }
         }
         if let Some(targets) = &d.targets {
             if targets.len() > MAX_TARGETS_PER_DELEGATION {
-                return Err(AuthError::TooManyTargets {
-                    index,
-                    count: targets.len(),
-                });
+                return Err(AuthError::TooManyTargets { index, count: targets.len() });
             }
             let these: BTreeSet<Principal> = targets.iter().copied().collect();
             outcome.targets = Some(match outcome.targets.take() {
@@ -403,50 +327,30 @@ pub fn authenticate(
         }
         signer_key
             .verify(&d.signed_bytes(), &signed.signature, root_key_der)
-            .map_err(|source| AuthError::InvalidDelegationSignature {
-                index,
-                signer: signer_role,
-                source,
-            })?;
+            .map_err(|source| AuthError::InvalidDelegationSignature { index, signer: signer_role, source })?;
         if !seen.insert(&d.pubkey) {
             return Err(AuthError::RepeatedKey { index });
         }
         signer_role = KeyRole::Delegation(index);
-        signer_key =
-            UserPublicKey::from_der(&d.pubkey).map_err(|source| AuthError::InvalidPublicKey {
-                role: signer_role,
-                source,
-            })?;
+        signer_key = UserPublicKey::from_der(&d.pubkey)
+            .map_err(|source| AuthError::InvalidPublicKey { role: signer_role, source })?;
     }
 
     let message = domain::with_separator(domain::REQUEST, request_id.as_bytes());
     signer_key
         .verify(&message, sender_sig, root_key_der)
-        .map_err(|source| AuthError::InvalidSenderSignature {
-            signer: signer_role,
-            source,
-        })?;
+        .map_err(|source| AuthError::InvalidSenderSignature { signer: signer_role, source })?;
 
     if let Some(info) = auth.sender_info {
         let UserPublicKey::CanisterSignature { canister_id, .. } = &sender_key else {
-            return Err(AuthError::SenderInfoNeedsCanisterKey {
-                scheme: sender_key.scheme(),
-            });
+            return Err(AuthError::SenderInfoNeedsCanisterKey { scheme: sender_key.scheme() });
         };
         if info.signer != canister_id.get() {
-            return Err(AuthError::SenderInfoSignerMismatch {
-                signer: info.signer,
-                canister: canister_id.get(),
-            });
+            return Err(AuthError::SenderInfoSignerMismatch { signer: info.signer, canister: canister_id.get() });
         }
         let message = domain::with_separator(domain::SENDER_INFO, &info.info);
-        sender_key
-            .verify(&message, &info.sig, root_key_der)
-            .map_err(AuthError::InvalidSenderInfoSignature)?;
-        outcome.sender_info = Some(SenderInfo {
-            info: info.info.clone(),
-            signer: info.signer,
-        });
+        sender_key.verify(&message, &info.sig, root_key_der).map_err(AuthError::InvalidSenderInfoSignature)?;
+        outcome.sender_info = Some(SenderInfo { info: info.info.clone(), signer: info.signer });
     }
     Ok(outcome)
 }

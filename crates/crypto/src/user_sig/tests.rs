@@ -22,13 +22,7 @@ enum Identity {
 
 /// A subnet delegation for a canister signer: (subnet key, subnet id,
 /// ranges, sharded range encoding, subnet type).
-type SubnetSetup = (
-    bls::SecretKey,
-    SubnetId,
-    Vec<CanisterIdRange>,
-    bool,
-    Option<&'static str>,
-);
+type SubnetSetup = (bls::SecretKey, SubnetId, Vec<CanisterIdRange>, bool, Option<&'static str>);
 
 /// One delegation link: (expiration, targets, permissions).
 type Link<'a> = (u64, Option<Vec<Principal>>, Option<&'a str>);
@@ -44,12 +38,7 @@ struct CanisterSigner {
 
 impl CanisterSigner {
     fn new(canister: u64, seed: &[u8], root: bls::SecretKey) -> CanisterSigner {
-        CanisterSigner {
-            canister: CanisterId::from_u64(canister),
-            seed: seed.to_vec(),
-            root,
-            delegation: None,
-        }
+        CanisterSigner { canister: CanisterId::from_u64(canister), seed: seed.to_vec(), root, delegation: None }
     }
 
     fn der(&self) -> Vec<u8> {
@@ -59,88 +48,47 @@ impl CanisterSigner {
     fn sign(&self, msg: &[u8]) -> Vec<u8> {
         // The canister's own signature tree, with an unrelated neighbour.
         let mut sigs = LabeledTree::new();
-        sigs.insert_path(
-            &[sha256(&self.seed).as_slice(), &sha256(msg)],
-            LabeledTree::leaf(""),
-        )
-        .unwrap();
-        sigs.insert_path(
-            &[sha256(b"other").as_slice(), &sha256(b"x")],
-            LabeledTree::leaf(""),
-        )
-        .unwrap();
+        sigs.insert_path(&[sha256(&self.seed).as_slice(), &sha256(msg)], LabeledTree::leaf("")).unwrap();
+        sigs.insert_path(&[sha256(b"other").as_slice(), &sha256(b"x")], LabeledTree::leaf("")).unwrap();
         let sig_tree = LabeledTree::from_children([("sig", sigs)]);
-        let witness = sig_tree.witness(&[vec![
-            b"sig".to_vec(),
-            sha256(&self.seed).to_vec(),
-            sha256(msg).to_vec(),
-        ]]);
+        let witness = sig_tree.witness(&[vec![b"sig".to_vec(), sha256(&self.seed).to_vec(), sha256(msg).to_vec()]]);
         // The subnet's state tree certifying the canister's certified data.
         let mut state = LabeledTree::new();
         state
             .insert_path(
-                &[
-                    b"canister".as_slice(),
-                    self.canister.as_slice(),
-                    b"certified_data",
-                ],
+                &[b"canister".as_slice(), self.canister.as_slice(), b"certified_data"],
                 LabeledTree::leaf(sig_tree.root_hash().to_vec()),
             )
             .unwrap();
         state
             .insert_path(
-                &[
-                    b"canister".as_slice(),
-                    CanisterId::from_u64(999).as_slice(),
-                    b"certified_data",
-                ],
+                &[b"canister".as_slice(), CanisterId::from_u64(999).as_slice(), b"certified_data"],
                 LabeledTree::leaf(vec![0; 32]),
             )
             .unwrap();
         state.insert("time", LabeledTree::leaf(leb128(1_700_000_000_000_000_000)));
-        let path = vec![
-            b"canister".to_vec(),
-            self.canister.as_slice().to_vec(),
-            b"certified_data".to_vec(),
-        ];
+        let path = vec![b"canister".to_vec(), self.canister.as_slice().to_vec(), b"certified_data".to_vec()];
         let pruned = state.witness(&[path, vec![b"time".to_vec()]]);
         let cert = match &self.delegation {
             None => Certificate::sign(pruned, &self.root, None),
             Some((subnet_key, subnet, ranges, sharded, subnet_type)) => {
-                let mut c = delegated_certificate(
-                    state,
-                    subnet_key,
-                    &self.root,
-                    *subnet,
-                    ranges,
-                    *sharded,
-                    *subnet_type,
-                );
+                let mut c =
+                    delegated_certificate(state, subnet_key, &self.root, *subnet, ranges, *sharded, *subnet_type);
                 c.tree = pruned;
-                c.signature = subnet_key
-                    .sign(&crate::certificate::state_root_message(&c.tree.digest()))
-                    .to_bytes()
-                    .to_vec();
+                c.signature =
+                    subnet_key.sign(&crate::certificate::state_root_message(&c.tree.digest())).to_bytes().to_vec();
                 c
             }
         };
         crate::cbor::encode_tagged(Cbor::Map(vec![
-            (
-                Cbor::Text("certificate".into()),
-                Cbor::Bytes(cert.to_cbor()),
-            ),
+            (Cbor::Text("certificate".into()), Cbor::Bytes(cert.to_cbor())),
             (Cbor::Text("tree".into()), witness.to_cbor_value()),
         ]))
     }
 }
 
 fn cose_der(entries: Vec<(i64, Cbor)>) -> Vec<u8> {
-    let map = Cbor::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Cbor::Integer(k.into()), v))
-            .collect(),
-    );
+    let map = Cbor::Map(entries.into_iter().map(|(k, v)| (Cbor::Integer(k.into()), v)).collect());
     der::encode_spki(oid::WEBAUTHN_COSE, None, &crate::cbor::encode(&map))
 }
 
@@ -155,15 +103,9 @@ fn webauthn_envelope(msg: &[u8], sign: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
     let mut signed = authenticator_data.clone();
     signed.extend_from_slice(&sha256(client_data_json.as_bytes()));
     crate::cbor::encode_tagged(Cbor::Map(vec![
-        (
-            Cbor::Text("authenticator_data".into()),
-            Cbor::Bytes(authenticator_data),
-        ),
+        (Cbor::Text("authenticator_data".into()), Cbor::Bytes(authenticator_data)),
         // The JS agent sends client_data_json as text.
-        (
-            Cbor::Text("client_data_json".into()),
-            Cbor::Text(client_data_json),
-        ),
+        (Cbor::Text("client_data_json".into()), Cbor::Text(client_data_json)),
         (Cbor::Text("signature".into()), Cbor::Bytes(sign(&signed))),
     ]))
 }
@@ -171,9 +113,7 @@ fn webauthn_envelope(msg: &[u8], sign: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
 impl Identity {
     fn der(&self) -> Vec<u8> {
         match self {
-            Identity::Ed25519(k) => {
-                crate::node_key::ed25519_der_encode(&k.verifying_key().to_bytes()).to_vec()
-            }
+            Identity::Ed25519(k) => crate::node_key::ed25519_der_encode(&k.verifying_key().to_bytes()).to_vec(),
             Identity::P256(k) => der::encode_spki(
                 oid::EC_PUBLIC_KEY,
                 Some(oid::SECP256R1),
@@ -228,9 +168,7 @@ impl Identity {
                 let sig: p256::ecdsa::Signature = k.sign(m);
                 sig.to_der().as_bytes().to_vec()
             }),
-            Identity::WebAuthnEd25519(k) => {
-                webauthn_envelope(msg, |m| k.sign(m).to_bytes().to_vec())
-            }
+            Identity::WebAuthnEd25519(k) => webauthn_envelope(msg, |m| k.sign(m).to_bytes().to_vec()),
             Identity::WebAuthnRsa(k) => webauthn_envelope(msg, |m| {
                 use rsa::signature::SignatureEncoding as _;
                 let sk = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new((**k).clone());
@@ -257,31 +195,13 @@ fn rsa_key() -> rsa::RsaPrivateKey {
 
 fn all_identities() -> Vec<(&'static str, Identity)> {
     vec![
-        (
-            "ed25519",
-            Identity::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[1; 32])),
-        ),
-        (
-            "p256",
-            Identity::P256(p256::ecdsa::SigningKey::from_bytes(&[2; 32].into()).unwrap()),
-        ),
-        (
-            "k256",
-            Identity::K256(k256::ecdsa::SigningKey::from_bytes(&[3; 32].into()).unwrap()),
-        ),
-        (
-            "webauthn-p256",
-            Identity::WebAuthnP256(p256::ecdsa::SigningKey::from_bytes(&[4; 32].into()).unwrap()),
-        ),
-        (
-            "webauthn-ed25519",
-            Identity::WebAuthnEd25519(ed25519_dalek::SigningKey::from_bytes(&[5; 32])),
-        ),
+        ("ed25519", Identity::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[1; 32]))),
+        ("p256", Identity::P256(p256::ecdsa::SigningKey::from_bytes(&[2; 32].into()).unwrap())),
+        ("k256", Identity::K256(k256::ecdsa::SigningKey::from_bytes(&[3; 32].into()).unwrap())),
+        ("webauthn-p256", Identity::WebAuthnP256(p256::ecdsa::SigningKey::from_bytes(&[4; 32].into()).unwrap())),
+        ("webauthn-ed25519", Identity::WebAuthnEd25519(ed25519_dalek::SigningKey::from_bytes(&[5; 32]))),
         ("webauthn-rsa", Identity::WebAuthnRsa(Box::new(rsa_key()))),
-        (
-            "canister",
-            Identity::Canister(CanisterSigner::new(7, b"user seed", root_key())),
-        ),
+        ("canister", Identity::Canister(CanisterSigner::new(7, b"user seed", root_key()))),
     ]
 }
 
@@ -311,37 +231,19 @@ fn every_scheme_signs_and_rejects_tampering() {
         let key = UserPublicKey::from_der(&der).unwrap_or_else(|e| panic!("{name}: {e}"));
         let msg = request_message(&rid());
         let sig = id.sign(&msg);
-        key.verify(&msg, &sig, &root)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        key.verify(&msg, &sig, &root).unwrap_or_else(|e| panic!("{name}: {e}"));
         verify_user_signature(&der, &msg, &sig, &root).unwrap();
         // Another message, a tampered signature: rejected.
-        assert!(
-            key.verify(&tamper(msg.clone()), &sig, &root).is_err(),
-            "{name}"
-        );
-        assert!(
-            key.verify(&msg, &tamper(sig.clone()), &root).is_err(),
-            "{name}"
-        );
+        assert!(key.verify(&tamper(msg.clone()), &sig, &root).is_err(), "{name}");
+        assert!(key.verify(&msg, &tamper(sig.clone()), &root).is_err(), "{name}");
         // Through the entry point.
-        let auth = EnvelopeAuth {
-            sender_pubkey: Some(&der),
-            sender_sig: Some(&sig),
-            ..Default::default()
-        };
-        let outcome = authenticate(&auth, &rid(), &id.principal(), NOW, &root)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let auth = EnvelopeAuth { sender_pubkey: Some(&der), sender_sig: Some(&sig), ..Default::default() };
+        let outcome =
+            authenticate(&auth, &rid(), &id.principal(), NOW, &root).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(outcome, AuthOutcome::unrestricted());
-        let err =
-            authenticate(&auth, &MessageId([0; 32]), &id.principal(), NOW, &root).unwrap_err();
+        let err = authenticate(&auth, &MessageId([0; 32]), &id.principal(), NOW, &root).unwrap_err();
         assert!(
-            matches!(
-                err,
-                AuthError::InvalidSenderSignature {
-                    signer: KeyRole::SenderPubkey,
-                    ..
-                }
-            ),
+            matches!(err, AuthError::InvalidSenderSignature { signer: KeyRole::SenderPubkey, .. }),
             "{name}: {err}"
         );
     }
@@ -357,17 +259,12 @@ fn ecdsa_details() {
     let (r, s) = sig.split_scalars();
     let high = k256::ecdsa::Signature::from_scalars(r, -s).unwrap();
     assert!(high.normalize_s().is_some(), "the twin has a high s");
-    UserPublicKey::from_der(&id.der())
-        .unwrap()
-        .verify(&msg, &high.to_bytes(), &root)
-        .unwrap();
+    UserPublicKey::from_der(&id.der()).unwrap().verify(&msg, &high.to_bytes(), &root).unwrap();
     // DER-encoded ECDSA is not accepted for plain ECDSA keys (raw r‖s only).
     let id = Identity::P256(p256::ecdsa::SigningKey::from_bytes(&[2; 32].into()).unwrap());
     let sig = p256::ecdsa::Signature::from_slice(&id.sign(&msg)).unwrap();
     assert!(matches!(
-        UserPublicKey::from_der(&id.der())
-            .unwrap()
-            .verify(&msg, sig.to_der().as_bytes(), &root),
+        UserPublicKey::from_der(&id.der()).unwrap().verify(&msg, sig.to_der().as_bytes(), &root),
         Err(SignatureError::Length { expected: 64, .. })
     ));
 }
@@ -384,14 +281,8 @@ fn webauthn_challenge_must_match() {
         let sig: p256::ecdsa::Signature = k.sign(m);
         sig.to_der().as_bytes().to_vec()
     });
-    assert!(matches!(
-        key.verify(&msg, &other, &root),
-        Err(SignatureError::ChallengeMismatch { .. })
-    ));
-    assert!(matches!(
-        key.verify(&msg, b"\x01\x02", &root),
-        Err(SignatureError::WebAuthn(_))
-    ));
+    assert!(matches!(key.verify(&msg, &other, &root), Err(SignatureError::ChallengeMismatch { .. })));
+    assert!(matches!(key.verify(&msg, b"\x01\x02", &root), Err(SignatureError::WebAuthn(_))));
     // A COSE key with the wrong algorithm is refused at parse time.
     let p = k.verifying_key().to_encoded_point(false);
     let wrong_alg = cose_der(vec![
@@ -401,10 +292,7 @@ fn webauthn_challenge_must_match() {
         (-2, Cbor::Bytes(p.x().unwrap().to_vec())),
         (-3, Cbor::Bytes(p.y().unwrap().to_vec())),
     ]);
-    assert!(matches!(
-        UserPublicKey::from_der(&wrong_alg),
-        Err(PublicKeyError::Cose(_))
-    ));
+    assert!(matches!(UserPublicKey::from_der(&wrong_alg), Err(PublicKeyError::Cose(_))));
 }
 
 #[test]
@@ -417,49 +305,26 @@ fn canister_signature_checks() {
     let sig = signer.sign(&msg);
     key.verify(&msg, &sig, &root).unwrap();
     // Another seed (same canister) did not sign it.
-    let other_seed = UserPublicKey::from_der(&canister_sig_public_key_der(
-        &signer.canister,
-        b"other seed",
-    ))
-    .unwrap();
-    assert!(matches!(
-        other_seed.verify(&msg, &sig, &root),
-        Err(SignatureError::NotSigned { .. })
-    ));
+    let other_seed = UserPublicKey::from_der(&canister_sig_public_key_der(&signer.canister, b"other seed")).unwrap();
+    assert!(matches!(other_seed.verify(&msg, &sig, &root), Err(SignatureError::NotSigned { .. })));
     // Another canister's key: its certified data is not in the certificate.
-    let other_canister = UserPublicKey::from_der(&canister_sig_public_key_der(
-        &CanisterId::from_u64(8),
-        b"seed",
-    ))
-    .unwrap();
-    assert!(matches!(
-        other_canister.verify(&msg, &sig, &root),
-        Err(SignatureError::CanisterSignature(_))
-    ));
+    let other_canister =
+        UserPublicKey::from_der(&canister_sig_public_key_der(&CanisterId::from_u64(8), b"seed")).unwrap();
+    assert!(matches!(other_canister.verify(&msg, &sig, &root), Err(SignatureError::CanisterSignature(_))));
     // Another root key.
     let wrong_root = bls::SecretKey::from_seed([1; 32]).public_key().to_der();
-    assert!(matches!(
-        key.verify(&msg, &sig, &wrong_root),
-        Err(SignatureError::Certificate(_))
-    ));
+    assert!(matches!(key.verify(&msg, &sig, &wrong_root), Err(SignatureError::Certificate(_))));
     // A tree that does not match the certified data.
     let value = crate::cbor::decode(&sig).unwrap();
     let mut map = crate::cbor::as_map(&value).unwrap().to_vec();
-    map[1].1 = LabeledTree::from_children([("sig", LabeledTree::new())])
-        .to_hash_tree()
-        .to_cbor_value();
+    map[1].1 = LabeledTree::from_children([("sig", LabeledTree::new())]).to_hash_tree().to_cbor_value();
     let forged = crate::cbor::encode_tagged(Cbor::Map(map));
-    assert!(matches!(
-        key.verify(&msg, &forged, &root),
-        Err(SignatureError::CertifiedDataMismatch { .. })
-    ));
+    assert!(matches!(key.verify(&msg, &forged, &root), Err(SignatureError::CertifiedDataMismatch { .. })));
 
     // With a subnet delegation: the canister must be in the delegated ranges
     // (both range encodings), and cloud-engine subnets are refused.
     let subnet_key = bls::SecretKey::from_seed([9; 32]);
-    let subnet = SubnetId(Principal::self_authenticating(
-        &subnet_key.public_key().to_der(),
-    ));
+    let subnet = SubnetId(Principal::self_authenticating(&subnet_key.public_key().to_der()));
     for (ranges, sharded, subnet_type, ok) in [
         ((5, 10), false, None, true),
         ((5, 10), true, Some("application"), true),
@@ -471,19 +336,12 @@ fn canister_signature_checks() {
         signer.delegation = Some((
             subnet_key.clone(),
             subnet,
-            vec![CanisterIdRange {
-                start: CanisterId::from_u64(ranges.0),
-                end: CanisterId::from_u64(ranges.1),
-            }],
+            vec![CanisterIdRange { start: CanisterId::from_u64(ranges.0), end: CanisterId::from_u64(ranges.1) }],
             sharded,
             subnet_type,
         ));
         let result = key.verify(&msg, &signer.sign(&msg), &root);
-        assert_eq!(
-            result.is_ok(),
-            ok,
-            "{ranges:?} sharded={sharded} {subnet_type:?}: {result:?}"
-        );
+        assert_eq!(result.is_ok(), ok, "{ranges:?} sharded={sharded} {subnet_type:?}: {result:?}");
     }
 }
 
@@ -499,9 +357,7 @@ fn real_internet_identity_canister_signature() {
 
     let der = hex::decode(PUBLIC_KEY).unwrap();
     let key = UserPublicKey::from_der(&der).unwrap();
-    let UserPublicKey::CanisterSignature { canister_id, .. } = &key else {
-        panic!("not a canister key")
-    };
+    let UserPublicKey::CanisterSignature { canister_id, .. } = &key else { panic!("not a canister key") };
     assert_eq!(canister_id.to_string(), "fgte5-ciaaa-aaaad-aaatq-cai");
     assert_eq!(
         Principal::self_authenticating(&der).to_string(),
@@ -515,21 +371,14 @@ fn real_internet_identity_canister_signature() {
     };
     let root = hex::decode(MAINNET_ROOT_KEY).unwrap();
     let signature = hex::decode(SIGNATURE).unwrap();
-    key.verify(&delegation.signed_bytes(), &signature, &root)
-        .unwrap();
+    key.verify(&delegation.signed_bytes(), &signature, &root).unwrap();
     // One changed bit in the delegation, or another root key: refused.
     let mut later = delegation.clone();
     later.expiration += 1;
-    assert!(matches!(
-        key.verify(&later.signed_bytes(), &signature, &root),
-        Err(SignatureError::NotSigned { .. })
-    ));
+    assert!(matches!(key.verify(&later.signed_bytes(), &signature, &root), Err(SignatureError::NotSigned { .. })));
     let mut wrong_root = root.clone();
     wrong_root[100] ^= 1;
-    assert!(
-        key.verify(&delegation.signed_bytes(), &signature, &wrong_root)
-            .is_err()
-    );
+    assert!(key.verify(&delegation.signed_bytes(), &signature, &wrong_root).is_err());
 }
 
 fn ed(seed: u8) -> Identity {
@@ -548,10 +397,7 @@ fn chain(ids: &[Identity], links: &[Link<'_>]) -> Vec<SignedDelegation> {
                 permissions: permissions.map(str::to_string),
             };
             let signature = pair[0].sign(&delegation.signed_bytes());
-            SignedDelegation {
-                delegation,
-                signature,
-            }
+            SignedDelegation { delegation, signature }
         })
         .collect()
 }
@@ -565,13 +411,7 @@ fn run(ids: &[Identity], delegations: &[SignedDelegation]) -> Result<AuthOutcome
         sender_delegation: Some(delegations),
         sender_info: None,
     };
-    authenticate(
-        &auth,
-        &rid(),
-        &ids[0].principal(),
-        NOW,
-        &root_key().public_key().to_der(),
-    )
+    authenticate(&auth, &rid(), &ids[0].principal(), NOW, &root_key().public_key().to_der())
 }
 
 #[test]
@@ -583,48 +423,32 @@ fn delegation_chains() {
         Identity::P256(p256::ecdsa::SigningKey::from_bytes(&[2; 32].into()).unwrap()),
         ed(3),
     ];
-    let links = [
-        (LATER, Some(vec![c(1), c(2), c(3)]), None),
-        (LATER, Some(vec![c(2), c(3), c(4)]), Some("all")),
-    ];
+    let links = [(LATER, Some(vec![c(1), c(2), c(3)]), None), (LATER, Some(vec![c(2), c(3), c(4)]), Some("all"))];
     let outcome = run(&ids, &chain(&ids, &links)).unwrap();
     assert_eq!(outcome.targets, Some(BTreeSet::from([c(2), c(3)])));
     assert!(!outcome.queries_only);
     outcome.check_target(&c(2), true).unwrap();
-    assert_eq!(
-        outcome.check_target(&c(1), false),
-        Err(AuthError::TargetNotAllowed(c(1)))
-    );
+    assert_eq!(outcome.check_target(&c(1), false), Err(AuthError::TargetNotAllowed(c(1))));
 
     // Queries-only anywhere in the chain.
     let links = [(LATER, None, Some("queries")), (LATER, None, None)];
     let outcome = run(&ids, &chain(&ids, &links)).unwrap();
     assert!(outcome.queries_only && outcome.targets.is_none());
-    assert_eq!(
-        outcome.check_target(&c(1), true),
-        Err(AuthError::QueriesOnly)
-    );
+    assert_eq!(outcome.check_target(&c(1), true), Err(AuthError::QueriesOnly));
     outcome.check_target(&c(1), false).unwrap();
 
     // Invalid permissions value.
     let links = [(LATER, None, None), (LATER, None, Some("everything"))];
     assert_eq!(
         run(&ids, &chain(&ids, &links)),
-        Err(AuthError::InvalidPermissions {
-            index: 1,
-            value: "everything".into()
-        })
+        Err(AuthError::InvalidPermissions { index: 1, value: "everything".into() })
     );
 
     // Expired second link: the error names it.
     let links = [(LATER, None, None), (NOW.as_nanos() - 1, None, None)];
     assert_eq!(
         run(&ids, &chain(&ids, &links)),
-        Err(AuthError::DelegationExpired {
-            index: 1,
-            expiration: NOW.as_nanos() - 1,
-            now: NOW.as_nanos()
-        })
+        Err(AuthError::DelegationExpired { index: 1, expiration: NOW.as_nanos() - 1, now: NOW.as_nanos() })
     );
     // Expiring exactly now is still fine.
     let links = [(LATER, None, None), (NOW.as_nanos(), None, None)];
@@ -636,37 +460,20 @@ fn delegation_chains() {
     bad[1].signature = tamper(bad[1].signature.clone());
     assert!(matches!(
         run(&ids, &bad),
-        Err(AuthError::InvalidDelegationSignature {
-            index: 1,
-            signer: KeyRole::Delegation(0),
-            ..
-        })
+        Err(AuthError::InvalidDelegationSignature { index: 1, signer: KeyRole::Delegation(0), .. })
     ));
     // Changing the delegation after signing breaks its signature.
     let mut bad = chain(&ids, &links);
     bad[0].delegation.expiration -= 1;
     assert!(matches!(
         run(&ids, &bad),
-        Err(AuthError::InvalidDelegationSignature {
-            index: 0,
-            signer: KeyRole::SenderPubkey,
-            ..
-        })
+        Err(AuthError::InvalidDelegationSignature { index: 0, signer: KeyRole::SenderPubkey, .. })
     ));
     // sender_sig by a key that is not the chain's last.
     let good = chain(&ids, &links);
     run(&[ids[0].der_identity(), ed(3)], &good).unwrap();
     let err = run(&[ids[0].der_identity(), ed(4)], &good).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AuthError::InvalidSenderSignature {
-                signer: KeyRole::Delegation(1),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, AuthError::InvalidSenderSignature { signer: KeyRole::Delegation(1), .. }), "{err}");
 }
 
 impl Identity {
@@ -688,108 +495,59 @@ fn chain_limits_and_cycles() {
     // 21 links are too many, 20 are fine.
     let ids: Vec<Identity> = (1..=22).map(ed).collect();
     let links: Vec<_> = (0..21).map(|_| (LATER, None, None)).collect();
-    assert_eq!(
-        run(&ids, &chain(&ids, &links)),
-        Err(AuthError::TooManyDelegations { count: 21 })
-    );
+    assert_eq!(run(&ids, &chain(&ids, &links)), Err(AuthError::TooManyDelegations { count: 21 }));
     run(&ids[..21], &chain(&ids[..21], &links[..20])).unwrap();
 
     // A key appearing twice (a cycle back to the sender) is refused.
     let ids = vec![ed(1), ed(2), ed(1)];
     let links = [(LATER, None, None), (LATER, None, None)];
-    assert_eq!(
-        run(&ids, &chain(&ids, &links)),
-        Err(AuthError::RepeatedKey { index: 1 })
-    );
+    assert_eq!(run(&ids, &chain(&ids, &links)), Err(AuthError::RepeatedKey { index: 1 }));
     // Self-delegation likewise.
     let ids = vec![ed(1), ed(1)];
-    assert_eq!(
-        run(&ids, &chain(&ids, &links[..1])),
-        Err(AuthError::RepeatedKey { index: 0 })
-    );
+    assert_eq!(run(&ids, &chain(&ids, &links[..1])), Err(AuthError::RepeatedKey { index: 0 }));
 
     // 1001 targets are too many.
     let ids = vec![ed(1), ed(2)];
     let targets: Vec<Principal> = (0..1001).map(|i| CanisterId::from_u64(i).get()).collect();
     assert_eq!(
         run(&ids, &chain(&ids, &[(LATER, Some(targets.clone()), None)])),
-        Err(AuthError::TooManyTargets {
-            index: 0,
-            count: 1001
-        })
+        Err(AuthError::TooManyTargets { index: 0, count: 1001 })
     );
-    run(
-        &ids,
-        &chain(&ids, &[(LATER, Some(targets[..1000].to_vec()), None)]),
-    )
-    .unwrap();
+    run(&ids, &chain(&ids, &[(LATER, Some(targets[..1000].to_vec()), None)])).unwrap();
 
     // A delegation to an unparseable key names it.
     let mut links = chain(&ids, &[(LATER, None, None)]);
     links[0].delegation.pubkey = vec![1, 2, 3];
     links[0].signature = ids[0].sign(&links[0].delegation.signed_bytes());
-    assert!(matches!(
-        run(&ids, &links),
-        Err(AuthError::InvalidPublicKey {
-            role: KeyRole::Delegation(0),
-            ..
-        })
-    ));
+    assert!(matches!(run(&ids, &links), Err(AuthError::InvalidPublicKey { role: KeyRole::Delegation(0), .. })));
 }
 
 #[test]
 fn anonymous_and_envelope_shape() {
     let root = root_key().public_key().to_der();
     let anon = Principal::ANONYMOUS;
-    assert_eq!(
-        authenticate(&EnvelopeAuth::default(), &rid(), &anon, NOW, &root),
-        Ok(AuthOutcome::unrestricted())
-    );
+    assert_eq!(authenticate(&EnvelopeAuth::default(), &rid(), &anon, NOW, &root), Ok(AuthOutcome::unrestricted()));
     let id = ed(1);
     let der = id.der();
     let sig = id.sign(&request_message(&rid()));
-    let with_key = EnvelopeAuth {
-        sender_pubkey: Some(&der),
-        ..Default::default()
-    };
+    let with_key = EnvelopeAuth { sender_pubkey: Some(&der), ..Default::default() };
     assert_eq!(
         authenticate(&with_key, &rid(), &anon, NOW, &root),
         Err(AuthError::AnonymousWithCredentials("sender_pubkey"))
     );
+    assert_eq!(authenticate(&with_key, &rid(), &id.principal(), NOW, &root), Err(AuthError::MissingSignature));
     assert_eq!(
-        authenticate(&with_key, &rid(), &id.principal(), NOW, &root),
-        Err(AuthError::MissingSignature)
-    );
-    assert_eq!(
-        authenticate(
-            &EnvelopeAuth::default(),
-            &rid(),
-            &id.principal(),
-            NOW,
-            &root
-        ),
+        authenticate(&EnvelopeAuth::default(), &rid(), &id.principal(), NOW, &root),
         Err(AuthError::MissingPublicKey(id.principal()))
     );
-    let full = EnvelopeAuth {
-        sender_pubkey: Some(&der),
-        sender_sig: Some(&sig),
-        ..Default::default()
-    };
+    let full = EnvelopeAuth { sender_pubkey: Some(&der), sender_sig: Some(&sig), ..Default::default() };
     let other = ed(2).principal();
     assert_eq!(
         authenticate(&full, &rid(), &other, NOW, &root),
-        Err(AuthError::SenderMismatch {
-            sender: other,
-            derived: id.principal()
-        })
+        Err(AuthError::SenderMismatch { sender: other, derived: id.principal() })
     );
     // Error messages say what is wrong.
-    let msg = AuthError::DelegationExpired {
-        index: 2,
-        expiration: 5,
-        now: 6,
-    }
-    .to_string();
+    let msg = AuthError::DelegationExpired { index: 2, expiration: 5, now: 6 }.to_string();
     assert_eq!(msg, "delegation 2 expired at 5 ns; now is 6 ns");
 }
 
@@ -815,44 +573,17 @@ fn sender_info() {
     let outcome = authenticate(&auth, &rid(), &id.principal(), NOW, &root).unwrap();
     assert_eq!(
         outcome.sender_info,
-        Some(SenderInfo {
-            info: info_bytes.clone(),
-            signer: CanisterId::from_u64(7).get()
-        })
+        Some(SenderInfo { info: info_bytes.clone(), signer: CanisterId::from_u64(7).get() })
     );
     // Wrong signer, bad signature, non-canister sender key.
-    let wrong_signer = SignedSenderInfo {
-        signer: CanisterId::from_u64(8).get(),
-        ..info.clone()
-    };
+    let wrong_signer = SignedSenderInfo { signer: CanisterId::from_u64(8).get(), ..info.clone() };
     assert!(matches!(
-        authenticate(
-            &EnvelopeAuth {
-                sender_info: Some(&wrong_signer),
-                ..auth
-            },
-            &rid(),
-            &id.principal(),
-            NOW,
-            &root
-        ),
+        authenticate(&EnvelopeAuth { sender_info: Some(&wrong_signer), ..auth }, &rid(), &id.principal(), NOW, &root),
         Err(AuthError::SenderInfoSignerMismatch { .. })
     ));
-    let bad_sig = SignedSenderInfo {
-        info: b"attribute: admin".to_vec(),
-        ..info.clone()
-    };
+    let bad_sig = SignedSenderInfo { info: b"attribute: admin".to_vec(), ..info.clone() };
     assert!(matches!(
-        authenticate(
-            &EnvelopeAuth {
-                sender_info: Some(&bad_sig),
-                ..auth
-            },
-            &rid(),
-            &id.principal(),
-            NOW,
-            &root
-        ),
+        authenticate(&EnvelopeAuth { sender_info: Some(&bad_sig), ..auth }, &rid(), &id.principal(), NOW, &root),
         Err(AuthError::InvalidSenderInfoSignature(_))
     ));
     let plain = ed(1);
@@ -880,10 +611,7 @@ fn delegation_cbor_roundtrip_and_hash() {
         targets: Some(vec![CanisterId::from_u64(1).get()]),
         permissions: Some("queries".into()),
     };
-    let signed = SignedDelegation {
-        delegation: d.clone(),
-        signature: vec![9; 64],
-    };
+    let signed = SignedDelegation { delegation: d.clone(), signature: vec![9; 64] };
     let mut bytes = Vec::new();
     ciborium::ser::into_writer(&signed, &mut bytes).unwrap();
     let back: SignedDelegation = ciborium::de::from_reader(bytes.as_slice()).unwrap();
@@ -892,28 +620,16 @@ fn delegation_cbor_roundtrip_and_hash() {
     let raw: Cbor = ciborium::de::from_reader(bytes.as_slice()).unwrap();
     let delegation = crate::cbor::field(crate::cbor::as_map(&raw).unwrap(), "delegation").unwrap();
     let targets = crate::cbor::field(crate::cbor::as_map(delegation).unwrap(), "targets").unwrap();
-    assert_eq!(
-        targets,
-        &Cbor::Array(vec![Cbor::Bytes(
-            CanisterId::from_u64(1).as_slice().to_vec()
-        )])
-    );
+    assert_eq!(targets, &Cbor::Array(vec![Cbor::Bytes(CanisterId::from_u64(1).as_slice().to_vec())]));
     // hash_of_map over {pubkey, expiration, targets, permissions}.
     let expected = crate::request_id::hash_value(&Value::map([
         ("pubkey", Value::blob([1, 2, 3])),
         ("expiration", Value::Nat(1_234)),
-        (
-            "targets",
-            Value::Array(vec![Value::blob(CanisterId::from_u64(1).as_slice())]),
-        ),
+        ("targets", Value::Array(vec![Value::blob(CanisterId::from_u64(1).as_slice())])),
         ("permissions", Value::text("queries")),
     ]));
     assert_eq!(d.hash(), expected);
-    let minimal = Delegation {
-        targets: None,
-        permissions: None,
-        ..d
-    };
+    let minimal = Delegation { targets: None, permissions: None, ..d };
     let mut bytes = Vec::new();
     ciborium::ser::into_writer(&minimal, &mut bytes).unwrap();
     // Only two fields on the wire when the optional ones are absent.

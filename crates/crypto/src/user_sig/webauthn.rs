@@ -31,33 +31,25 @@ impl CoseKey {
     /// Parses a CBOR COSE_Key (RFC 9053 labels).
     pub fn from_cbor(bytes: &[u8]) -> Result<CoseKey, PublicKeyError> {
         let bad = |m: &str| PublicKeyError::Cose(m.to_string());
-        let value =
-            cbor::decode(bytes).map_err(|e| PublicKeyError::Cose(format!("not CBOR: {e}")))?;
+        let value = cbor::decode(bytes).map_err(|e| PublicKeyError::Cose(format!("not CBOR: {e}")))?;
         let Cbor::Map(entries) = cbor::untag(&value) else {
             return Err(bad("not a CBOR map"));
         };
         let get = |label: i128| {
-            entries
-                .iter()
-                .find(|(k, _)| matches!(k, Cbor::Integer(i) if i128::from(*i) == label))
-                .map(|(_, v)| v)
+            entries.iter().find(|(k, _)| matches!(k, Cbor::Integer(i) if i128::from(*i) == label)).map(|(_, v)| v)
         };
         let int = |label: i128| match get(label) {
             Some(Cbor::Integer(i)) => Some(i128::from(*i)),
             _ => None,
         };
         let bytes_at = |label: i128, name: &str| {
-            get(label)
-                .and_then(cbor::bytes)
-                .ok_or_else(|| PublicKeyError::Cose(format!("missing or non-bytes {name}")))
+            get(label).and_then(cbor::bytes).ok_or_else(|| PublicKeyError::Cose(format!("missing or non-bytes {name}")))
         };
         let alg = int(ALG);
         let check_alg = |expected: i128, name: &str| match alg {
             None => Ok(()),
             Some(a) if a == expected => Ok(()),
-            Some(a) => Err(PublicKeyError::Cose(format!(
-                "{name} key with unsupported alg {a} (expected {expected})"
-            ))),
+            Some(a) => Err(PublicKeyError::Cose(format!("{name} key with unsupported alg {a} (expected {expected})"))),
         };
         match int(KTY) {
             Some(2) => {
@@ -81,9 +73,8 @@ impl CoseKey {
                 if int(CRV_OR_N) != Some(6) {
                     return Err(bad("OKP key is not Ed25519 (crv 6)"));
                 }
-                let x: &[u8; 32] = bytes_at(X_OR_E, "x")?
-                    .try_into()
-                    .map_err(|_| bad("Ed25519 key must be 32 bytes"))?;
+                let x: &[u8; 32] =
+                    bytes_at(X_OR_E, "x")?.try_into().map_err(|_| bad("Ed25519 key must be 32 bytes"))?;
                 ed25519_dalek::VerifyingKey::from_bytes(x)
                     .map(CoseKey::Ed25519)
                     .map_err(|_| PublicKeyError::InvalidPoint("WebAuthn Ed25519"))
@@ -96,9 +87,7 @@ impl CoseKey {
                     .map(CoseKey::Rsa)
                     .map_err(|e| PublicKeyError::Cose(format!("invalid RSA key: {e}")))
             }
-            Some(k) => Err(PublicKeyError::Cose(format!(
-                "unsupported key type kty={k}"
-            ))),
+            Some(k) => Err(PublicKeyError::Cose(format!("unsupported key type kty={k}"))),
             None => Err(bad("missing kty")),
         }
     }
@@ -114,26 +103,20 @@ impl CoseKey {
 }
 
 /// Verifies a WebAuthn signature envelope over `message`.
-pub fn verify_webauthn(
-    key: &CoseKey,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), SignatureError> {
+pub fn verify_webauthn(key: &CoseKey, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
     let scheme = key.scheme();
     let bad = |m: String| SignatureError::WebAuthn(m);
     let value = cbor::decode(signature).map_err(|e| bad(format!("signature is not CBOR: {e}")))?;
     let map = cbor::as_map(&value).map_err(|e| bad(format!("signature: {e}")))?;
     let field = |name: &str| {
-        cbor::field(map, name)
-            .and_then(cbor::bytes_or_text)
-            .ok_or_else(|| bad(format!("signature has no {name}")))
+        cbor::field(map, name).and_then(cbor::bytes_or_text).ok_or_else(|| bad(format!("signature has no {name}")))
     };
     let authenticator_data = field("authenticator_data")?;
     let client_data_json = field("client_data_json")?;
     let raw_signature = field("signature")?;
 
-    let client_data: serde_json::Value = serde_json::from_slice(client_data_json)
-        .map_err(|e| bad(format!("client_data_json is not JSON: {e}")))?;
+    let client_data: serde_json::Value =
+        serde_json::from_slice(client_data_json).map_err(|e| bad(format!("client_data_json is not JSON: {e}")))?;
     let challenge = client_data
         .get("challenge")
         .and_then(serde_json::Value::as_str)
@@ -142,10 +125,7 @@ pub fn verify_webauthn(
         .decode(challenge.trim_end_matches('=').as_bytes())
         .map_err(|e| bad(format!("challenge is not base64url: {e}")))?;
     if challenge != message {
-        return Err(SignatureError::ChallengeMismatch {
-            expected: hex::encode(message),
-            got: hex::encode(&challenge),
-        });
+        return Err(SignatureError::ChallengeMismatch { expected: hex::encode(message), got: hex::encode(&challenge) });
     }
 
     let mut signed = authenticator_data.to_vec();
@@ -153,28 +133,19 @@ pub fn verify_webauthn(
     match key {
         CoseKey::EcdsaP256(vk) => {
             use p256::ecdsa::signature::Verifier as _;
-            let sig = p256::ecdsa::Signature::from_der(raw_signature).map_err(|_| {
-                SignatureError::Encoding {
-                    scheme,
-                    reason: "ECDSA signature is not DER".into(),
-                }
-            })?;
-            vk.verify(&signed, &sig)
-                .map_err(|_| SignatureError::Invalid { scheme })
+            let sig = p256::ecdsa::Signature::from_der(raw_signature)
+                .map_err(|_| SignatureError::Encoding { scheme, reason: "ECDSA signature is not DER".into() })?;
+            vk.verify(&signed, &sig).map_err(|_| SignatureError::Invalid { scheme })
         }
-        CoseKey::Ed25519(vk) => super::keys::verify_ed25519_raw(vk, &signed, raw_signature)
-            .map_err(|_| SignatureError::Invalid { scheme }),
+        CoseKey::Ed25519(vk) => {
+            super::keys::verify_ed25519_raw(vk, &signed, raw_signature).map_err(|_| SignatureError::Invalid { scheme })
+        }
         CoseKey::Rsa(pk) => {
             use rsa::signature::Verifier as _;
             let vk = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk.clone());
-            let sig = rsa::pkcs1v15::Signature::try_from(raw_signature).map_err(|_| {
-                SignatureError::Encoding {
-                    scheme,
-                    reason: "malformed RSA signature".into(),
-                }
-            })?;
-            vk.verify(&signed, &sig)
-                .map_err(|_| SignatureError::Invalid { scheme })
+            let sig = rsa::pkcs1v15::Signature::try_from(raw_signature)
+                .map_err(|_| SignatureError::Encoding { scheme, reason: "malformed RSA signature".into() })?;
+            vk.verify(&signed, &sig).map_err(|_| SignatureError::Invalid { scheme })
         }
     }
 }

@@ -7,16 +7,14 @@
 
 pub mod types;
 
-use crate::config::{
-    MAX_CHUNK_SIZE, MAX_CHUNKS, MAX_SNAPSHOTS_PER_CANISTER, STOP_CANISTER_TIMEOUT_NANOS,
-};
+use crate::config::{MAX_CHUNK_SIZE, MAX_CHUNKS, MAX_SNAPSHOTS_PER_CANISTER, STOP_CANISTER_TIMEOUT_NANOS};
 use crate::cycles;
 use crate::environment::{ExecutionEnvironment, costs};
 use crate::install::InstallRequest;
 use crate::messages::{Output, reject_origin};
 use cairn_state::canister_state::{
-    CanisterChange, CanisterSettings, CanisterStatus, ChangeDetails, ChangeOrigin, InstallMode,
-    StopContext, SystemState, Visibility, WasmChunkStore,
+    CanisterChange, CanisterSettings, CanisterStatus, ChangeDetails, ChangeOrigin, InstallMode, StopContext,
+    SystemState, Visibility, WasmChunkStore,
 };
 use cairn_state::replicated_state::CanisterSnapshot;
 use cairn_state::{CallOrigin, CanisterState, ReplicatedState};
@@ -93,10 +91,7 @@ const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
     ("bitcoin_get_balance", "the Bitcoin integration"),
     ("bitcoin_get_utxos", "the Bitcoin integration"),
     ("bitcoin_send_transaction", "the Bitcoin integration"),
-    (
-        "bitcoin_get_current_fee_percentiles",
-        "the Bitcoin integration",
-    ),
+    ("bitcoin_get_current_fee_percentiles", "the Bitcoin integration"),
     ("bitcoin_get_block_headers", "the Bitcoin integration"),
     ("node_metrics_history", "node metrics history"),
 ];
@@ -117,54 +112,32 @@ pub fn effective_canister_id(method: &str, arg: &[u8]) -> Option<CanisterId> {
         target_canister: candid::Principal,
     }
     match method {
-        "create_canister"
-        | "provisional_create_canister_with_cycles"
-        | "raw_rand"
-        | "list_canisters" => None,
-        "install_chunked_code" => Decode!(arg, WithTarget)
-            .ok()
-            .map(|a| CanisterId::from(to_principal(&a.target_canister))),
-        _ => Decode!(arg, WithCanisterId)
-            .ok()
-            .map(|a| CanisterId::from(to_principal(&a.canister_id))),
+        "create_canister" | "provisional_create_canister_with_cycles" | "raw_rand" | "list_canisters" => None,
+        "install_chunked_code" => {
+            Decode!(arg, WithTarget).ok().map(|a| CanisterId::from(to_principal(&a.target_canister)))
+        }
+        _ => Decode!(arg, WithCanisterId).ok().map(|a| CanisterId::from(to_principal(&a.canister_id))),
     }
 }
 
 fn decode_error(method: &str, e: impl std::fmt::Display) -> UserError {
-    UserError::new(
-        ErrorCode::InvalidManagementPayload,
-        format!("Error decoding candid for method {method}: {e}"),
-    )
+    UserError::new(ErrorCode::InvalidManagementPayload, format!("Error decoding candid for method {method}: {e}"))
 }
 
 fn not_found(id: &CanisterId) -> UserError {
-    UserError::new(
-        ErrorCode::CanisterNotFound,
-        format!("Canister {id} not found."),
-    )
+    UserError::new(ErrorCode::CanisterNotFound, format!("Canister {id} not found."))
 }
 
 fn invalid_settings(msg: impl Into<String>) -> UserError {
-    UserError::new(
-        ErrorCode::CanisterContractViolation,
-        format!("Could not validate the settings: {}", msg.into()),
-    )
+    UserError::new(ErrorCode::CanisterContractViolation, format!("Could not validate the settings: {}", msg.into()))
 }
 
 /// The controller check, worded as the IC words it.
-pub(crate) fn check_controller(
-    canister: &CanisterState,
-    sender: &Principal,
-) -> Result<(), UserError> {
+pub(crate) fn check_controller(canister: &CanisterState, sender: &Principal) -> Result<(), UserError> {
     if canister.system_state.is_controller(sender) {
         return Ok(());
     }
-    let controllers: Vec<String> = canister
-        .system_state
-        .controllers
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+    let controllers: Vec<String> = canister.system_state.controllers.iter().map(|c| c.to_string()).collect();
     Err(UserError::new(
         ErrorCode::CanisterInvalidController,
         format!(
@@ -211,9 +184,7 @@ fn visibility_to(v: &Visibility) -> VisibilityArg {
     match v {
         Visibility::Controllers => VisibilityArg::Controllers,
         Visibility::Public => VisibilityArg::Public,
-        Visibility::AllowedViewers(l) => {
-            VisibilityArg::AllowedViewers(l.iter().map(to_candid).collect())
-        }
+        Visibility::AllowedViewers(l) => VisibilityArg::AllowedViewers(l.iter().map(to_candid).collect()),
     }
 }
 
@@ -225,27 +196,21 @@ pub(crate) fn apply_settings(
 ) -> Result<(), UserError> {
     if let Some(c) = &args.controllers {
         if c.len() > cairn_state::canister_state::MAX_CONTROLLERS {
-            return Err(invalid_settings(
-                "Invalid settings: 'controllers' length exceeds maximum size allowed of 10.",
-            ));
+            return Err(invalid_settings("Invalid settings: 'controllers' length exceeds maximum size allowed of 10."));
         }
         *controllers = c.iter().map(to_principal).collect();
     }
     if let Some(v) = &args.compute_allocation {
         let v = nat_u64(v, "compute_allocation")?;
         if v > 100 {
-            return Err(invalid_settings(format!(
-                "ComputeAllocation expected to be in the range [0..100], got {v}"
-            )));
+            return Err(invalid_settings(format!("ComputeAllocation expected to be in the range [0..100], got {v}")));
         }
         settings.compute_allocation = v;
     }
     if let Some(v) = &args.memory_allocation {
         let v = nat_u64(v, "memory_allocation")?;
         if v > 1 << 48 {
-            return Err(invalid_settings(format!(
-                "MemoryAllocation expected to be in the range [0..2^48], got {v}"
-            )));
+            return Err(invalid_settings(format!("MemoryAllocation expected to be in the range [0..2^48], got {v}")));
         }
         settings.memory_allocation = v;
     }
@@ -267,9 +232,7 @@ pub(crate) fn apply_settings(
     if let Some(v) = &args.wasm_memory_limit {
         let v = nat_u64(v, "wasm_memory_limit")?;
         if v > 1 << 48 {
-            return Err(invalid_settings(format!(
-                "Wasm memory limit expected to be in the range [0..2^48], got {v}"
-            )));
+            return Err(invalid_settings(format!("Wasm memory limit expected to be in the range [0..2^48], got {v}")));
         }
         settings.wasm_memory_limit = v;
     }
@@ -341,9 +304,7 @@ fn snapshot_owner(id: &[u8]) -> Option<CanisterId> {
     if id.len() < 8 {
         return None;
     }
-    Principal::try_from_slice(&id[8..])
-        .ok()
-        .map(CanisterId::from)
+    Principal::try_from_slice(&id[8..]).ok().map(CanisterId::from)
 }
 
 impl ExecutionEnvironment {
@@ -356,32 +317,22 @@ impl ExecutionEnvironment {
         outputs: &mut Vec<Output>,
     ) -> u64 {
         let is_ingress = matches!(call.origin, CallOrigin::Ingress { .. });
-        let outcome = if is_ingress
-            && CANISTER_ONLY.contains(&call.method.as_str())
-            && !self.is_admin_create(state, &call)
-        {
-            Outcome::Error(UserError::new(
-                ErrorCode::CanisterMethodNotFound,
-                format!(
-                    "Only canisters can call the management canister method {}",
-                    call.method
-                ),
-            ))
-        } else {
-            self.dispatch(state, &call, randomness)
-        };
+        let outcome =
+            if is_ingress && CANISTER_ONLY.contains(&call.method.as_str()) && !self.is_admin_create(state, &call) {
+                Outcome::Error(UserError::new(
+                    ErrorCode::CanisterMethodNotFound,
+                    format!("Only canisters can call the management canister method {}", call.method),
+                ))
+            } else {
+                self.dispatch(state, &call, randomness)
+            };
         let me = CanisterId::MANAGEMENT;
         match outcome {
             Outcome::Reply(bytes, refund) => match &call.origin {
-                CallOrigin::Ingress { message_id, .. } => outputs.push(Output::Ingress(
-                    *message_id,
-                    IngressState::Completed(WasmResult::Reply(bytes)),
-                )),
-                CallOrigin::Canister {
-                    caller,
-                    callback,
-                    deadline,
-                } => outputs.push(Output::Response(Response {
+                CallOrigin::Ingress { message_id, .. } => {
+                    outputs.push(Output::Ingress(*message_id, IngressState::Completed(WasmResult::Reply(bytes))))
+                }
+                CallOrigin::Canister { caller, callback, deadline } => outputs.push(Output::Response(Response {
                     originator: *caller,
                     respondent: me,
                     originator_reply_callback: *callback,
@@ -393,11 +344,7 @@ impl ExecutionEnvironment {
             },
             Outcome::Error(err) => reject_origin(&call.origin, me, err, call.cycles, outputs),
             Outcome::Reject(code, message) => match &call.origin {
-                CallOrigin::Canister {
-                    caller,
-                    callback,
-                    deadline,
-                } => outputs.push(Output::Response(Response {
+                CallOrigin::Canister { caller, callback, deadline } => outputs.push(Output::Response(Response {
                     originator: *caller,
                     respondent: me,
                     originator_reply_callback: *callback,
@@ -422,12 +369,7 @@ impl ExecutionEnvironment {
         call.method == "create_canister" && state.metadata.subnet_admins.contains(&call.caller)
     }
 
-    fn dispatch(
-        &mut self,
-        state: &mut ReplicatedState,
-        call: &ManagementCall,
-        randomness: &[u8; 32],
-    ) -> Outcome {
+    fn dispatch(&mut self, state: &mut ReplicatedState, call: &ManagementCall, randomness: &[u8; 32]) -> Outcome {
         let m = call.method.as_str();
         if let Some((_, feature)) = NOT_YET_SUPPORTED.iter().find(|(name, _)| *name == m) {
             return Outcome::Reject(
@@ -530,13 +472,7 @@ impl ExecutionEnvironment {
                 environment_variables_hash: None,
             },
         });
-        state.canisters.insert(
-            id,
-            CanisterState {
-                system_state: system,
-                execution_state: None,
-            },
-        );
+        state.canisters.insert(id, CanisterState { system_state: system, execution_state: None });
         Ok(())
     }
 
@@ -545,8 +481,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CreateCanisterArgs).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CreateCanisterArgs).map_err(|e| decode_error(&call.method, e))?;
         let fee = costs(&state.metadata).canister_creation_fee();
         let is_admin = state.metadata.subnet_admins.contains(&call.caller);
         let cycles = if is_admin && matches!(call.origin, CallOrigin::Ingress { .. }) {
@@ -568,12 +503,7 @@ impl ExecutionEnvironment {
             c.system_state.consumed_cycles.canister_creation += fee.min(call.cycles);
         }
         state.metadata.consumed_cycles_total += fee.min(call.cycles);
-        Ok((
-            encode(&CanisterIdResult {
-                canister_id: to_candid(&id.get()),
-            }),
-            Cycles::ZERO,
-        ))
+        Ok((encode(&CanisterIdResult { canister_id: to_candid(&id.get()) }), Cycles::ZERO))
     }
 
     fn provisional_create(
@@ -581,14 +511,8 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, ProvisionalCreateCanisterArgs)
-            .map_err(|e| decode_error(&call.method, e))?;
-        let cycles = args
-            .amount
-            .as_ref()
-            .map_or(self.config.default_provisional_cycles, |a| {
-                Cycles::new(nat_u128(a))
-            });
+        let args = Decode!(&call.arg, ProvisionalCreateCanisterArgs).map_err(|e| decode_error(&call.method, e))?;
+        let cycles = args.amount.as_ref().map_or(self.config.default_provisional_cycles, |a| Cycles::new(nat_u128(a)));
         let id = match args.specified_id {
             Some(p) => {
                 let id = CanisterId::from(to_principal(&p));
@@ -621,21 +545,11 @@ impl ExecutionEnvironment {
         };
         Self::insert_new_canister(state, id, call, args.settings.as_ref(), cycles)?;
         // Cycles attached by a calling canister are returned: the new balance is minted.
-        Ok((
-            encode(&CanisterIdResult {
-                canister_id: to_candid(&id.get()),
-            }),
-            call.cycles,
-        ))
+        Ok((encode(&CanisterIdResult { canister_id: to_candid(&id.get()) }), call.cycles))
     }
 
-    fn top_up(
-        &mut self,
-        state: &mut ReplicatedState,
-        call: &ManagementCall,
-    ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, ProvisionalTopUpArgs).map_err(|e| decode_error(&call.method, e))?;
+    fn top_up(&mut self, state: &mut ReplicatedState, call: &ManagementCall) -> Result<(Vec<u8>, Cycles), UserError> {
+        let args = Decode!(&call.arg, ProvisionalTopUpArgs).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get_mut(&id).ok_or_else(|| not_found(&id))?;
         canister.system_state.cycles_balance += Cycles::new(nat_u128(&args.amount));
@@ -647,8 +561,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, UpdateSettingsArgs).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, UpdateSettingsArgs).map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         let mut settings = canister.system_state.settings.clone();
@@ -672,9 +585,7 @@ impl ExecutionEnvironment {
                 timestamp_nanos: now.as_nanos(),
                 canister_version: s.canister_version,
                 origin: change_origin(&call.origin, call.caller),
-                details: ChangeDetails::ControllersChange {
-                    controllers: controllers.into_iter().collect(),
-                },
+                details: ChangeDetails::ControllersChange { controllers: controllers.into_iter().collect() },
             });
         }
         Ok((empty_reply(), call.cycles))
@@ -685,8 +596,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, InstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, InstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
         Self::controlled(state, &args.canister_id, &call.caller)?;
         let request = InstallRequest {
             canister_id: CanisterId::from(to_principal(&args.canister_id)),
@@ -705,38 +615,23 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, InstallChunkedCodeArgs)
-            .map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, InstallChunkedCodeArgs).map_err(|e| decode_error(&call.method, e))?;
         let target = CanisterId::from(to_principal(&args.target_canister));
         Self::controlled(state, &args.target_canister, &call.caller)?;
-        let store_id = args
-            .store_canister
-            .map(|p| CanisterId::from(to_principal(&p)))
-            .unwrap_or(target);
-        let store = state
-            .canisters
-            .get(&store_id)
-            .ok_or_else(|| not_found(&store_id))?;
-        if store_id != target
-            && !store.system_state.is_controller(&call.caller)
-            && call.caller != store_id.get()
-        {
+        let store_id = args.store_canister.map(|p| CanisterId::from(to_principal(&p))).unwrap_or(target);
+        let store = state.canisters.get(&store_id).ok_or_else(|| not_found(&store_id))?;
+        if store_id != target && !store.system_state.is_controller(&call.caller) && call.caller != store_id.get() {
             check_controller(store, &call.caller)?;
         }
         let chunk_store = &store.system_state.wasm_chunk_store;
         let mut wasm = Vec::new();
         for h in &args.chunk_hashes_list {
-            let key: [u8; 32] = h
-                .hash
-                .as_slice()
-                .try_into()
-                .map_err(|_| chunk_error("a chunk hash must be 32 bytes"))?;
-            let chunk = chunk_store.chunks.get(&key).ok_or_else(|| {
-                chunk_error(&format!(
-                    "Chunk with hash {} is not in the chunk store",
-                    hex_str(&key)
-                ))
-            })?;
+            let key: [u8; 32] =
+                h.hash.as_slice().try_into().map_err(|_| chunk_error("a chunk hash must be 32 bytes"))?;
+            let chunk = chunk_store
+                .chunks
+                .get(&key)
+                .ok_or_else(|| chunk_error(&format!("Chunk with hash {} is not in the chunk store", hex_str(&key))))?;
             wasm.extend_from_slice(chunk);
         }
         let actual: [u8; 32] = Sha256::digest(&wasm).into();
@@ -765,10 +660,7 @@ impl ExecutionEnvironment {
         caller: &Principal,
     ) -> Result<&'a mut CanisterState, UserError> {
         let cid = CanisterId::from(to_principal(id));
-        let canister = state
-            .canisters
-            .get_mut(&cid)
-            .ok_or_else(|| not_found(&cid))?;
+        let canister = state.canisters.get_mut(&cid).ok_or_else(|| not_found(&cid))?;
         if cid.get() != *caller {
             check_controller(canister, caller)?;
         }
@@ -780,8 +672,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, UploadChunkArgs).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, UploadChunkArgs).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::chunk_store_access(state, &args.canister_id, &call.caller)?;
         if args.chunk.len() > MAX_CHUNK_SIZE {
             return Err(chunk_error(&format!(
@@ -792,17 +683,10 @@ impl ExecutionEnvironment {
         let hash: [u8; 32] = Sha256::digest(&args.chunk).into();
         let store = &mut canister.system_state.wasm_chunk_store;
         if !store.chunks.contains_key(&hash) && store.chunks.len() >= MAX_CHUNKS {
-            return Err(chunk_error(&format!(
-                "The chunk store is full ({MAX_CHUNKS} chunks)"
-            )));
+            return Err(chunk_error(&format!("The chunk store is full ({MAX_CHUNKS} chunks)")));
         }
         store.chunks.insert(hash, Arc::new(args.chunk));
-        Ok((
-            encode(&ChunkHash {
-                hash: ByteBuf::from(hash.to_vec()),
-            }),
-            call.cycles,
-        ))
+        Ok((encode(&ChunkHash { hash: ByteBuf::from(hash.to_vec()) }), call.cycles))
     }
 
     fn clear_chunk_store(
@@ -810,8 +694,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::chunk_store_access(state, &args.canister_id, &call.caller)?;
         canister.system_state.wasm_chunk_store = WasmChunkStore::default();
         Ok((empty_reply(), call.cycles))
@@ -822,17 +705,14 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::chunk_store_access(state, &args.canister_id, &call.caller)?;
         let hashes: Vec<ChunkHash> = canister
             .system_state
             .wasm_chunk_store
             .chunks
             .keys()
-            .map(|h| ChunkHash {
-                hash: ByteBuf::from(h.to_vec()),
-            })
+            .map(|h| ChunkHash { hash: ByteBuf::from(h.to_vec()) })
             .collect();
         Ok((encode(&hashes), call.cycles))
     }
@@ -842,17 +722,11 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, UninstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, UninstallCodeArgs).map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         let mut outputs = Vec::new();
-        self.uninstall(
-            canister,
-            now,
-            change_origin(&call.origin, call.caller),
-            &mut outputs,
-        );
+        self.uninstall(canister, now, change_origin(&call.origin, call.caller), &mut outputs);
         self.route_local(state, outputs);
         Ok((empty_reply(), call.cycles))
     }
@@ -869,14 +743,10 @@ impl ExecutionEnvironment {
         let s = &mut canister.system_state;
         let (open, callbacks) = s.call_context_manager.delete_all();
         for cb in callbacks {
-            s.cycles_balance +=
-                cb.prepayment_for_response_execution + cb.prepayment_for_response_transmission;
+            s.cycles_balance += cb.prepayment_for_response_execution + cb.prepayment_for_response_transmission;
         }
         for ctx in open {
-            let err = UserError::new(
-                ErrorCode::CanisterRejectedMessage,
-                "Canister has been uninstalled.",
-            );
+            let err = UserError::new(ErrorCode::CanisterRejectedMessage, "Canister has been uninstalled.");
             reject_origin(&ctx.origin, id, err, ctx.available_cycles, outputs);
         }
         canister.execution_state = None;
@@ -898,12 +768,10 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         let id = canister.id();
-        let previous =
-            std::mem::replace(&mut canister.system_state.status, CanisterStatus::Running);
+        let previous = std::mem::replace(&mut canister.system_state.status, CanisterStatus::Running);
         let mut outputs = Vec::new();
         match previous {
             CanisterStatus::Stopping { stop_contexts, .. } => {
@@ -938,25 +806,15 @@ impl ExecutionEnvironment {
             Err(e) => return Outcome::Error(e),
         };
         let ctx = match &call.origin {
-            CallOrigin::Ingress { user, message_id } => StopContext::Ingress {
-                sender: *user,
-                message_id: *message_id,
-            },
-            CallOrigin::Canister {
-                caller,
-                callback,
-                deadline,
-            } => StopContext::Canister {
+            CallOrigin::Ingress { user, message_id } => StopContext::Ingress { sender: *user, message_id: *message_id },
+            CallOrigin::Canister { caller, callback, deadline } => StopContext::Canister {
                 sender: *caller,
                 reply_callback: *callback,
                 cycles: call.cycles,
                 deadline: *deadline,
             },
             CallOrigin::SystemTask => {
-                return Outcome::Error(UserError::new(
-                    ErrorCode::CanisterContractViolation,
-                    "invalid origin",
-                ));
+                return Outcome::Error(UserError::new(ErrorCode::CanisterContractViolation, "invalid origin"));
             }
         };
         match &mut canister.system_state.status {
@@ -966,10 +824,7 @@ impl ExecutionEnvironment {
                 Outcome::Deferred
             }
             status @ CanisterStatus::Running => {
-                *status = CanisterStatus::Stopping {
-                    stop_contexts: vec![ctx],
-                    since: now,
-                };
+                *status = CanisterStatus::Stopping { stop_contexts: vec![ctx], since: now };
                 Outcome::Deferred
             }
         }
@@ -977,23 +832,12 @@ impl ExecutionEnvironment {
 
     /// Moves stopping canisters without open calls to stopped, answering the
     /// stop requests, and times out stop requests older than five minutes.
-    pub(crate) fn complete_stops(
-        &mut self,
-        state: &mut ReplicatedState,
-        outputs: &mut Vec<Output>,
-    ) {
+    pub(crate) fn complete_stops(&mut self, state: &mut ReplicatedState, outputs: &mut Vec<Output>) {
         let now = state.metadata.batch_time;
         for canister in state.canisters.values_mut() {
             let id = canister.id();
-            let open = canister
-                .system_state
-                .call_context_manager
-                .has_open_contexts();
-            let CanisterStatus::Stopping {
-                stop_contexts,
-                since,
-            } = &mut canister.system_state.status
-            else {
+            let open = canister.system_state.call_context_manager.has_open_contexts();
+            let CanisterStatus::Stopping { stop_contexts, since } = &mut canister.system_state.status else {
                 continue;
             };
             if !open {
@@ -1003,9 +847,7 @@ impl ExecutionEnvironment {
                 for ctx in contexts {
                     answer_stop(ctx, id, Ok(()), outputs);
                 }
-            } else if now.nanos_since(*since) >= STOP_CANISTER_TIMEOUT_NANOS
-                && !stop_contexts.is_empty()
-            {
+            } else if now.nanos_since(*since) >= STOP_CANISTER_TIMEOUT_NANOS && !stop_contexts.is_empty() {
                 *since = now;
                 for ctx in std::mem::take(stop_contexts) {
                     let err = UserError::new(
@@ -1023,8 +865,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?;
         if call.caller == id.get() {
@@ -1049,9 +890,7 @@ impl ExecutionEnvironment {
         }
         let removed = state.canisters.remove(&id).expect("checked above");
         state.metadata.consumed_cycles_total += removed.system_state.cycles_balance;
-        state
-            .snapshots
-            .retain(|sid, _| snapshot_owner(sid) != Some(id));
+        state.snapshots.retain(|sid, _| snapshot_owner(sid) != Some(id));
         self.drop_sandbox(&id);
         Ok((empty_reply(), call.cycles))
     }
@@ -1075,12 +914,8 @@ impl ExecutionEnvironment {
         let exec = canister.execution_state.as_ref();
         let wasm_memory = exec.map_or(0, |e| e.wasm_memory.size_bytes());
         let stable = exec.map_or(0, |e| e.stable_memory.size_bytes());
-        let snapshots: u64 = state
-            .snapshots
-            .iter()
-            .filter(|(k, _)| snapshot_owner(k) == Some(id))
-            .map(|(_, s)| s.size_bytes())
-            .sum();
+        let snapshots: u64 =
+            state.snapshots.iter().filter(|(k, _)| snapshot_owner(k) == Some(id)).map(|(_, s)| s.size_bytes()).sum();
         let settings = &s.settings;
         let result = CanisterStatusResult {
             status: match s.status {
@@ -1104,10 +939,7 @@ impl ExecutionEnvironment {
                 environment_variables: settings
                     .environment_variables
                     .iter()
-                    .map(|(k, v)| EnvironmentVariable {
-                        name: k.clone(),
-                        value: v.clone(),
-                    })
+                    .map(|(k, v)| EnvironmentVariable { name: k.clone(), value: v.clone() })
                     .collect(),
             },
             module_hash: canister.module_hash().map(|h| ByteBuf::from(h.to_vec())),
@@ -1124,9 +956,7 @@ impl ExecutionEnvironment {
             },
             cycles: Nat::from(s.cycles_balance.get()),
             reserved_cycles: Nat::from(s.reserved_balance.get()),
-            idle_cycles_burned_per_day: Nat::from(
-                cycles::idle_cycles_burned_per_day(&costs, canister).get(),
-            ),
+            idle_cycles_burned_per_day: Nat::from(cycles::idle_cycles_burned_per_day(&costs, canister).get()),
             query_stats: QueryStatsResult {
                 num_calls_total: Nat::from(s.query_stats.num_calls_total),
                 num_instructions_total: Nat::from(s.query_stats.num_instructions_total),
@@ -1142,12 +972,8 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
-        Ok((
-            Self::canister_status(state, &args.canister_id, &call.caller)?,
-            call.cycles,
-        ))
+        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        Ok((Self::canister_status(state, &args.canister_id, &call.caller)?, call.cycles))
     }
 
     fn canister_info(
@@ -1155,28 +981,18 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterInfoArgs).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterInfoArgs).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
         let h = &canister.system_state.history;
         let n = args.num_requested_changes.unwrap_or(0) as usize;
-        let recent: Vec<ChangeArg> = h
-            .changes
-            .iter()
-            .skip(h.changes.len().saturating_sub(n))
-            .map(change_to_arg)
-            .collect();
+        let recent: Vec<ChangeArg> =
+            h.changes.iter().skip(h.changes.len().saturating_sub(n)).map(change_to_arg).collect();
         let result = CanisterInfoResult {
             total_num_changes: h.total_num_changes,
             recent_changes: recent,
             module_hash: canister.module_hash().map(|m| ByteBuf::from(m.to_vec())),
-            controllers: canister
-                .system_state
-                .controllers
-                .iter()
-                .map(to_candid)
-                .collect(),
+            controllers: canister.system_state.controllers.iter().map(to_candid).collect(),
         };
         Ok((encode(&result), call.cycles))
     }
@@ -1186,14 +1002,10 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterMetadataArgs).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterMetadataArgs).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
-        let exec = canister
-            .execution_state
-            .as_ref()
-            .ok_or_else(|| HypervisorErrorExt::module_not_found(&id))?;
+        let exec = canister.execution_state.as_ref().ok_or_else(|| HypervisorErrorExt::module_not_found(&id))?;
         let section = exec.metadata.get(&args.name).ok_or_else(|| {
             UserError::new(
                 ErrorCode::CanisterContractViolation,
@@ -1203,12 +1015,7 @@ impl ExecutionEnvironment {
         if !section.public {
             check_controller(canister, &call.caller)?;
         }
-        Ok((
-            encode(&CanisterMetadataResult {
-                value: ByteBuf::from(section.content.clone()),
-            }),
-            call.cycles,
-        ))
+        Ok((encode(&CanisterMetadataResult { value: ByteBuf::from(section.content.clone()) }), call.cycles))
     }
 
     fn deposit_cycles(
@@ -1216,19 +1023,14 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get_mut(&id).ok_or_else(|| not_found(&id))?;
         canister.system_state.cycles_balance += call.cycles;
         Ok((empty_reply(), Cycles::ZERO))
     }
 
-    fn raw_rand(
-        &mut self,
-        state: &mut ReplicatedState,
-        randomness: &[u8; 32],
-    ) -> (Vec<u8>, Cycles) {
+    fn raw_rand(&mut self, state: &mut ReplicatedState, randomness: &[u8; 32]) -> (Vec<u8>, Cycles) {
         let counter = state.metadata.raw_rand_counter;
         state.metadata.raw_rand_counter += 1;
         let mut h = Sha256::new();
@@ -1244,8 +1046,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, TakeCanisterSnapshotArgs)
-            .map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, TakeCanisterSnapshotArgs).map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = Self::controlled(state, &args.canister_id, &call.caller)?.clone();
@@ -1261,11 +1062,7 @@ impl ExecutionEnvironment {
             }
             state.snapshots.remove(old.as_slice());
         }
-        let count = state
-            .snapshots
-            .keys()
-            .filter(|k| snapshot_owner(k) == Some(id))
-            .count();
+        let count = state.snapshots.keys().filter(|k| snapshot_owner(k) == Some(id)).count();
         if count >= MAX_SNAPSHOTS_PER_CANISTER {
             return Err(UserError::new(
                 ErrorCode::CanisterRejectedMessage,
@@ -1299,12 +1096,7 @@ impl ExecutionEnvironment {
         if args.uninstall_code == Some(true) {
             let canister = state.canisters.get_mut(&id).expect("exists");
             let mut outputs = Vec::new();
-            self.uninstall(
-                canister,
-                now,
-                change_origin(&call.origin, call.caller),
-                &mut outputs,
-            );
+            self.uninstall(canister, now, change_origin(&call.origin, call.caller), &mut outputs);
             self.route_local(state, outputs);
         }
         Ok((encode(&result), call.cycles))
@@ -1315,8 +1107,7 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, LoadCanisterSnapshotArgs)
-            .map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, LoadCanisterSnapshotArgs).map_err(|e| decode_error(&call.method, e))?;
         let now = state.metadata.batch_time;
         let id = CanisterId::from(to_principal(&args.canister_id));
         Self::controlled(state, &args.canister_id, &call.caller)?;
@@ -1326,10 +1117,8 @@ impl ExecutionEnvironment {
             .cloned()
             .ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
         if snapshot.canister_id != id {
-            let owner = state
-                .canisters
-                .get(&snapshot.canister_id)
-                .ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
+            let owner =
+                state.canisters.get(&snapshot.canister_id).ok_or_else(|| snapshot_not_found(&args.snapshot_id, &id))?;
             if !owner.system_state.is_controller(&call.caller) {
                 return Err(UserError::new(
                     ErrorCode::CanisterInvalidController,
@@ -1367,16 +1156,11 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args =
-            Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, CanisterIdRecord).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
         let s = &canister.system_state;
-        if !s
-            .settings
-            .snapshot_visibility
-            .allows(&call.caller, &s.controllers)
-        {
+        if !s.settings.snapshot_visibility.allows(&call.caller, &s.controllers) {
             check_controller(canister, &call.caller)?;
         }
         let list: Vec<SnapshotResult> = state
@@ -1397,15 +1181,11 @@ impl ExecutionEnvironment {
         state: &mut ReplicatedState,
         call: &ManagementCall,
     ) -> Result<(Vec<u8>, Cycles), UserError> {
-        let args = Decode!(&call.arg, DeleteCanisterSnapshotArgs)
-            .map_err(|e| decode_error(&call.method, e))?;
+        let args = Decode!(&call.arg, DeleteCanisterSnapshotArgs).map_err(|e| decode_error(&call.method, e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         Self::controlled(state, &args.canister_id, &call.caller)?;
         if snapshot_owner(&args.snapshot_id) != Some(id)
-            || state
-                .snapshots
-                .remove(args.snapshot_id.as_slice())
-                .is_none()
+            || state.snapshots.remove(args.snapshot_id.as_slice()).is_none()
         {
             return Err(snapshot_not_found(&args.snapshot_id, &id));
         }
@@ -1419,10 +1199,7 @@ impl ExecutionEnvironment {
     ) -> Result<(Vec<u8>, Cycles), UserError> {
         let args = Decode!(&call.arg, SubnetInfoArgs).map_err(|e| decode_error(&call.method, e))?;
         if to_principal(&args.subnet_id) != state.metadata.own_subnet_id.get() {
-            return Err(UserError::new(
-                ErrorCode::SubnetNotFound,
-                format!("Subnet {} not found", args.subnet_id),
-            ));
+            return Err(UserError::new(ErrorCode::SubnetNotFound, format!("Subnet {} not found", args.subnet_id)));
         }
         let result = SubnetInfoResult {
             replica_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -1437,8 +1214,7 @@ impl ExecutionEnvironment {
         arg: &[u8],
         caller: &Principal,
     ) -> Result<Vec<u8>, UserError> {
-        let args =
-            Decode!(arg, CanisterIdRecord).map_err(|e| decode_error("fetch_canister_logs", e))?;
+        let args = Decode!(arg, CanisterIdRecord).map_err(|e| decode_error("fetch_canister_logs", e))?;
         let id = CanisterId::from(to_principal(&args.canister_id));
         let canister = state.canisters.get(&id).ok_or_else(|| not_found(&id))?;
         let s = &canister.system_state;
@@ -1458,16 +1234,11 @@ impl ExecutionEnvironment {
                 content: ByteBuf::from(r.content.clone()),
             })
             .collect();
-        Ok(encode(&FetchCanisterLogsResult {
-            canister_log_records: records,
-        }))
+        Ok(encode(&FetchCanisterLogsResult { canister_log_records: records }))
     }
 
     /// `list_canisters` (query only, subnet admins).
-    pub(crate) fn list_canisters(
-        state: &ReplicatedState,
-        caller: &Principal,
-    ) -> Result<Vec<u8>, UserError> {
+    pub(crate) fn list_canisters(state: &ReplicatedState, caller: &Principal) -> Result<Vec<u8>, UserError> {
         if !state.metadata.subnet_admins.contains(caller) {
             return Err(UserError::new(
                 ErrorCode::CanisterRejectedMessage,
@@ -1477,10 +1248,7 @@ impl ExecutionEnvironment {
         let canisters = state
             .canisters
             .keys()
-            .map(|id| CanisterIdRange {
-                start: to_candid(&id.get()),
-                end: to_candid(&id.get()),
-            })
+            .map(|id| CanisterIdRange { start: to_candid(&id.get()), end: to_candid(&id.get()) })
             .collect();
         Ok(encode(&ListCanistersResult { canisters }))
     }
@@ -1491,12 +1259,7 @@ impl ExecutionEnvironment {
     }
 }
 
-fn answer_stop(
-    ctx: StopContext,
-    id: CanisterId,
-    result: Result<(), UserError>,
-    outputs: &mut Vec<Output>,
-) {
+fn answer_stop(ctx: StopContext, id: CanisterId, result: Result<(), UserError>, outputs: &mut Vec<Output>) {
     match ctx {
         StopContext::Ingress { message_id, .. } => {
             let state = match result {
@@ -1505,12 +1268,7 @@ fn answer_stop(
             };
             outputs.push(Output::Ingress(message_id, state));
         }
-        StopContext::Canister {
-            sender,
-            reply_callback,
-            cycles,
-            deadline,
-        } => {
+        StopContext::Canister { sender, reply_callback, cycles, deadline } => {
             let payload = match result {
                 Ok(()) => Payload::Data(empty_reply()),
                 Err(e) => Payload::Reject(RejectContext::new(e.reject_code(), e.to_string())),
@@ -1529,19 +1287,12 @@ fn answer_stop(
 }
 
 fn chunk_error(msg: &str) -> UserError {
-    UserError::new(
-        ErrorCode::CanisterContractViolation,
-        format!("Error from Wasm chunk store: {msg}."),
-    )
+    UserError::new(ErrorCode::CanisterContractViolation, format!("Error from Wasm chunk store: {msg}."))
 }
 
 fn snapshot_not_found(sid: &[u8], id: &CanisterId) -> UserError {
     let shown = if sid.len() >= 8 {
-        format!(
-            "{}-{}",
-            id,
-            u64::from_be_bytes(sid[..8].try_into().expect("8 bytes"))
-        )
+        format!("{}-{}", id, u64::from_be_bytes(sid[..8].try_into().expect("8 bytes")))
     } else {
         hex_str(sid)
     };
@@ -1567,23 +1318,18 @@ fn change_to_arg(c: &CanisterChange) -> ChangeArg {
         timestamp_nanos: c.timestamp_nanos,
         canister_version: c.canister_version,
         origin: match &c.origin {
-            ChangeOrigin::FromUser(u) => ChangeOriginArg::FromUser(FromUser {
-                user_id: to_candid(u),
-            }),
-            ChangeOrigin::FromCanister(id, v) => ChangeOriginArg::FromCanister(FromCanister {
-                canister_id: to_candid(&id.get()),
-                canister_version: *v,
-            }),
+            ChangeOrigin::FromUser(u) => ChangeOriginArg::FromUser(FromUser { user_id: to_candid(u) }),
+            ChangeOrigin::FromCanister(id, v) => {
+                ChangeOriginArg::FromCanister(FromCanister { canister_id: to_candid(&id.get()), canister_version: *v })
+            }
         },
         details: match &c.details {
-            ChangeDetails::Creation {
-                controllers,
-                environment_variables_hash,
-            } => ChangeDetailsArg::Creation(CreationRecord {
-                controllers: controllers.iter().map(to_candid).collect(),
-                environment_variables_hash: environment_variables_hash
-                    .map(|h| ByteBuf::from(h.to_vec())),
-            }),
+            ChangeDetails::Creation { controllers, environment_variables_hash } => {
+                ChangeDetailsArg::Creation(CreationRecord {
+                    controllers: controllers.iter().map(to_candid).collect(),
+                    environment_variables_hash: environment_variables_hash.map(|h| ByteBuf::from(h.to_vec())),
+                })
+            }
             ChangeDetails::CodeUninstall => ChangeDetailsArg::CodeUninstall,
             ChangeDetails::CodeDeployment { mode, module_hash } => {
                 ChangeDetailsArg::CodeDeployment(CodeDeploymentRecord {
@@ -1595,16 +1341,13 @@ fn change_to_arg(c: &CanisterChange) -> ChangeArg {
                     module_hash: ByteBuf::from(module_hash.to_vec()),
                 })
             }
-            ChangeDetails::LoadSnapshot {
-                canister_version,
-                snapshot_id,
-                taken_at_timestamp,
-                ..
-            } => ChangeDetailsArg::LoadSnapshot(LoadSnapshotRecord {
-                canister_version: *canister_version,
-                snapshot_id: ByteBuf::from(snapshot_id.clone()),
-                taken_at_timestamp: *taken_at_timestamp,
-            }),
+            ChangeDetails::LoadSnapshot { canister_version, snapshot_id, taken_at_timestamp, .. } => {
+                ChangeDetailsArg::LoadSnapshot(LoadSnapshotRecord {
+                    canister_version: *canister_version,
+                    snapshot_id: ByteBuf::from(snapshot_id.clone()),
+                    taken_at_timestamp: *taken_at_timestamp,
+                })
+            }
             ChangeDetails::ControllersChange { controllers } => {
                 ChangeDetailsArg::ControllersChange(ControllersChangeRecord {
                     controllers: controllers.iter().map(to_candid).collect(),

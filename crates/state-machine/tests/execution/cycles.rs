@@ -10,27 +10,16 @@ fn an_update_costs_ingress_plus_execution() {
     let mut sm = StateMachine::new();
     let c = install(&mut sm, tc::COUNTER);
     let before = sm.cycle_balance(&c);
-    let consumed_before = sm
-        .canister(&c)
-        .unwrap()
-        .system_state
-        .consumed_cycles
-        .clone();
+    let consumed_before = sm.canister(&c).unwrap().system_state.consumed_cycles.clone();
     sm.update(user(), c, "inc", args(())).unwrap();
     let after = sm.cycle_balance(&c);
     let consumed = &sm.canister(&c).unwrap().system_state.consumed_cycles;
     let costs = CostSchedule::for_subnet_size(13);
     let arg_len = args(()).len() as u64;
     let ingress = costs.ingress_induction_cost("inc".len() as u64 + arg_len);
-    assert_eq!(
-        consumed.ingress_induction - consumed_before.ingress_induction,
-        ingress
-    );
+    assert_eq!(consumed.ingress_induction - consumed_before.ingress_induction, ingress);
     let exec = consumed.instructions - consumed_before.instructions;
-    assert!(
-        exec > costs.update_message_execution_fee(),
-        "execution charged {exec:?}"
-    );
+    assert!(exec > costs.update_message_execution_fee(), "execution charged {exec:?}");
     assert!(
         exec < costs.update_message_execution_fee() + cairn_types::Cycles::new(1_000_000),
         "a counter increment is cheap: {exec:?}"
@@ -52,54 +41,26 @@ fn fees_scale_with_subnet_size() {
     let spent_big = (cb - big.cycle_balance(&b)).get();
     // Same instructions, fees × 34/13 (up to rounding).
     let expected = spent_small * 34 / 13;
-    assert!(
-        spent_big.abs_diff(expected) <= 2,
-        "{spent_big} vs {expected}"
-    );
+    assert!(spent_big.abs_diff(expected) <= 2, "{spent_big} vs {expected}");
 }
 
 #[test]
 fn out_of_cycles_canisters_refuse_work_with_ic0207() {
     let mut sm = StateMachine::new();
     // Too poor to pay for the install's prepayment (300 B instructions).
-    let poor = sm
-        .create_canister(user(), cairn_types::Cycles::new(20_000_000_000), None)
-        .unwrap();
+    let poor = sm.create_canister(user(), cairn_types::Cycles::new(20_000_000_000), None).unwrap();
     let err = sm
-        .install_code(
-            user(),
-            poor,
-            tc::COUNTER,
-            args(()),
-            cairn_execution::management::types::InstallModeArg::Install,
-        )
+        .install_code(user(), poor, tc::COUNTER, args(()), cairn_execution::management::types::InstallModeArg::Install)
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::CanisterOutOfCycles));
-    assert!(
-        err.to_string()
-            .contains("Canister installation failed with `Canister"),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("additional cycles"),
-        "controllers see the shortfall: {err}"
-    );
+    assert!(err.to_string().contains("Canister installation failed with `Canister"), "{err}");
+    assert!(err.to_string().contains("additional cycles"), "controllers see the shortfall: {err}");
     // A wallet that burns everything it can spend cannot pay for its next update.
-    let w = sm
-        .create_canister(user(), cairn_types::Cycles::new(1_000_000_000_000), None)
+    let w = sm.create_canister(user(), cairn_types::Cycles::new(1_000_000_000_000), None).unwrap();
+    sm.install_code(user(), w, tc::WALLET, args(()), cairn_execution::management::types::InstallModeArg::Install)
         .unwrap();
-    sm.install_code(
-        user(),
-        w,
-        tc::WALLET,
-        args(()),
-        cairn_execution::management::types::InstallModeArg::Install,
-    )
-    .unwrap();
-    let (burnt,): (Nat,) = sm
-        .update_candid(user(), w, "burn", (Nat::from(u128::MAX),))
-        .unwrap();
-    assert!(burnt > Nat::from(100_000_000_000u64), "burnt {burnt}");
+    let (burnt,): (Nat,) = sm.update_candid(user(), w, "burn", (Nat::from(u128::MAX),)).unwrap();
+    assert!(burnt > 100_000_000_000u64, "burnt {burnt}");
     let err = sm.update(user(), w, "balance", args(())).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::CanisterOutOfCycles), "{err}");
     // Queries still work: they are free.
@@ -109,17 +70,9 @@ fn out_of_cycles_canisters_refuse_work_with_ic0207() {
 #[test]
 fn frozen_canisters_refuse_updates_and_queries() {
     let mut sm = StateMachine::new();
-    let id = sm
-        .create_canister(user(), cairn_types::Cycles::new(2_000_000_000_000), None)
+    let id = sm.create_canister(user(), cairn_types::Cycles::new(2_000_000_000_000), None).unwrap();
+    sm.install_code(user(), id, tc::COUNTER, args(()), cairn_execution::management::types::InstallModeArg::Install)
         .unwrap();
-    sm.install_code(
-        user(),
-        id,
-        tc::COUNTER,
-        args(()),
-        cairn_execution::management::types::InstallModeArg::Install,
-    )
-    .unwrap();
     // A huge freezing threshold freezes the canister.
     let settings = cairn_execution::management::types::UpdateSettingsArgs {
         canister_id: cp(id),
@@ -142,13 +95,8 @@ fn inter_canister_calls_pay_the_call_fee() {
     let mut sm = StateMachine::new();
     let a = install(&mut sm, tc::INTER);
     let b = install(&mut sm, tc::INTER);
-    let consumed = |sm: &StateMachine| {
-        sm.canister(&a)
-            .unwrap()
-            .system_state
-            .consumed_cycles
-            .request_and_response_transmission
-    };
+    let consumed =
+        |sm: &StateMachine| sm.canister(&a).unwrap().system_state.consumed_cycles.request_and_response_transmission;
     let before = consumed(&sm);
     let payload = args((ByteBuf::from(vec![7u8; 1000]),));
     forward(&mut sm, a, b, "echo", payload.clone(), 0, None);

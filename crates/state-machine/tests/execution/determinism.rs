@@ -21,12 +21,7 @@ fn workload() -> Vec<[u8; 32]> {
     for round in 0..20u64 {
         sm.submit_ingress(user(), counter, "inc", args(()));
         sm.submit_ingress(user(), a, "sequence", args((cp(b), 3u32)));
-        sm.submit_ingress(
-            user(),
-            s,
-            "put",
-            args((round, ByteBuf::from(vec![round as u8; 5000]))),
-        );
+        sm.submit_ingress(user(), s, "put", args((round, ByteBuf::from(vec![round as u8; 5000]))));
         sm.submit_ingress(user(), m, "inc", args(()));
         if round % 5 == 0 {
             sm.submit_ingress(user(), a, "increment_then_trap", args(()));

@@ -28,22 +28,10 @@ fn infinite_loops_stop_at_the_instruction_limit() {
     let mut sm = machine();
     let h = install(&mut sm, tc::HOSTILE);
     let err = sm.update(user(), h, "infinite_loop", args(())).unwrap_err();
-    assert_eq!(
-        err.code(),
-        Some(ErrorCode::CanisterInstructionLimitExceeded)
-    );
-    assert!(
-        err.to_string()
-            .contains("exceeded the limit of 500000000 instructions"),
-        "{err}"
-    );
-    let err = sm
-        .query(user(), h, "infinite_loop_query", args(()))
-        .unwrap_err();
-    assert_eq!(
-        err.code(),
-        Some(ErrorCode::CanisterInstructionLimitExceeded)
-    );
+    assert_eq!(err.code(), Some(ErrorCode::CanisterInstructionLimitExceeded));
+    assert!(err.to_string().contains("exceeded the limit of 500000000 instructions"), "{err}");
+    let err = sm.query(user(), h, "infinite_loop_query", args(())).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::CanisterInstructionLimitExceeded));
     still_serving(&mut sm);
 }
 
@@ -51,14 +39,8 @@ fn infinite_loops_stop_at_the_instruction_limit() {
 fn query_loop_stops_at_the_default_ic_query_limit() {
     let mut sm = StateMachine::new();
     let h = install(&mut sm, tc::HOSTILE);
-    let err = sm
-        .query(user(), h, "infinite_loop_query", args(()))
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("exceeded the limit of 5000000000 instructions"),
-        "{err}"
-    );
+    let err = sm.query(user(), h, "infinite_loop_query", args(())).unwrap_err();
+    assert!(err.to_string().contains("exceeded the limit of 5000000000 instructions"), "{err}");
 }
 
 #[test]
@@ -67,25 +49,14 @@ fn memory_bombs_stop_at_the_memory_limit() {
     let h = install(&mut sm, tc::HOSTILE);
     let settings = UpdateSettingsArgs {
         canister_id: cp(h),
-        settings: CanisterSettingsArgs {
-            wasm_memory_limit: Some(Nat::from(256u64 << 20)),
-            ..Default::default()
-        },
+        settings: CanisterSettingsArgs { wasm_memory_limit: Some(Nat::from(256u64 << 20)), ..Default::default() },
         sender_canister_version: None,
     };
     sm.management(user(), "update_settings", &settings).unwrap();
     let before = sm.canister(&h).unwrap().wasm_memory_size();
     let err = sm.update(user(), h, "memory_bomb", args(())).unwrap_err();
-    assert_eq!(
-        err.code(),
-        Some(ErrorCode::CanisterWasmMemoryLimitExceeded),
-        "{err}"
-    );
-    assert_eq!(
-        sm.canister(&h).unwrap().wasm_memory_size(),
-        before,
-        "the growth was rolled back"
-    );
+    assert_eq!(err.code(), Some(ErrorCode::CanisterWasmMemoryLimitExceeded), "{err}");
+    assert_eq!(sm.canister(&h).unwrap().wasm_memory_size(), before, "the growth was rolled back");
     let err = sm.update(user(), h, "stable_bomb", args(())).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::CanisterCalledTrap), "{err}");
     let (pages,): (u64,) = sm.query_candid(user(), h, "stable_state", ()).unwrap();
@@ -97,22 +68,14 @@ fn memory_bombs_stop_at_the_memory_limit() {
 fn deep_recursion_hits_the_stack_limit() {
     let mut sm = machine();
     let h = install(&mut sm, tc::HOSTILE);
-    let (v,): (u64,) = sm
-        .update_candid(user(), h, "deep_recursion", (100u64,))
-        .unwrap();
+    let (v,): (u64,) = sm.update_candid(user(), h, "deep_recursion", (100u64,)).unwrap();
     assert!(v > 0);
     // Rust keeps its frames on a shadow stack in linear memory, which overflows
     // first (below address 0: "heap out of bounds"); Wasm's own stack limit
     // catches recursion that does not touch it (see the engine's tests).
-    let err = sm
-        .update(user(), h, "deep_recursion", args((100_000_000u64,)))
-        .unwrap_err();
+    let err = sm.update(user(), h, "deep_recursion", args((100_000_000u64,))).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::CanisterTrapped));
-    assert!(
-        err.to_string().contains("stack overflow")
-            || err.to_string().contains("heap out of bounds"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("stack overflow") || err.to_string().contains("heap out of bounds"), "{err}");
     still_serving(&mut sm);
 }
 
@@ -120,18 +83,11 @@ fn deep_recursion_hits_the_stack_limit() {
 fn oversized_replies_are_refused() {
     let mut sm = machine();
     let h = install(&mut sm, tc::HOSTILE);
-    let (b,): (ByteBuf,) = sm
-        .update_candid(user(), h, "huge_reply", (1_000_000u64,))
-        .unwrap();
+    let (b,): (ByteBuf,) = sm.update_candid(user(), h, "huge_reply", (1_000_000u64,)).unwrap();
     assert_eq!(b.len(), 1_000_000);
-    let err = sm
-        .update(user(), h, "huge_reply", args((3_000_000u64,)))
-        .unwrap_err();
+    let err = sm.update(user(), h, "huge_reply", args((3_000_000u64,))).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::CanisterContractViolation));
-    assert!(
-        err.to_string().contains("cannot be larger than 2097152"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("cannot be larger than 2097152"), "{err}");
 }
 
 #[test]
@@ -139,32 +95,18 @@ fn a_trap_rolls_back_heap_stable_memory_and_certified_data() {
     let mut sm = machine();
     let h = install(&mut sm, tc::HOSTILE);
     let before = sm.canister(&h).unwrap().clone();
-    let err = sm
-        .update(user(), h, "write_then_trap", args(()))
-        .unwrap_err();
+    let err = sm.update(user(), h, "write_then_trap", args(())).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::CanisterCalledTrap));
     let after = sm.canister(&h).unwrap().clone();
-    let (b, a) = (
-        before.execution_state.as_ref().unwrap(),
-        after.execution_state.as_ref().unwrap(),
-    );
-    assert_eq!(
-        a.wasm_memory.page_map.content_hash(),
-        b.wasm_memory.page_map.content_hash()
-    );
+    let (b, a) = (before.execution_state.as_ref().unwrap(), after.execution_state.as_ref().unwrap());
+    assert_eq!(a.wasm_memory.page_map.content_hash(), b.wasm_memory.page_map.content_hash());
     assert_eq!(a.stable_memory, b.stable_memory);
-    assert_eq!(
-        after.system_state.certified_data,
-        before.system_state.certified_data
-    );
+    assert_eq!(after.system_state.certified_data, before.system_state.certified_data);
     let (s,): (u64,) = sm.query_candid(user(), h, "state", ()).unwrap();
     assert_eq!(s, 0);
     // The trap is in the canister log.
     let logs = &after.system_state.log.records;
-    assert!(
-        logs.iter()
-            .any(|r| String::from_utf8_lossy(&r.content).starts_with("[TRAP]"))
-    );
+    assert!(logs.iter().any(|r| String::from_utf8_lossy(&r.content).starts_with("[TRAP]")));
 }
 
 #[test]
@@ -189,53 +131,24 @@ fn invalid_modules_are_rejected_with_reasons() {
     let id = sm.create_canister(user(), CYCLES, None).unwrap();
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"not wasm at all".to_vec(), "magic"),
-        (
-            wat::parse_str(r#"(module (import "env" "f" (func)))"#).unwrap(),
-            "env",
-        ),
-        (
-            wat::parse_str(r#"(module (func (export "canister_foo")))"#).unwrap(),
-            "canister_foo",
-        ),
-        (
-            wat::parse_str(r#"(module (import "ic0" "msg_reply" (func (param i32))))"#).unwrap(),
-            "msg_reply",
-        ),
-        (
-            wat::parse_str(r#"(module (memory 1) (memory 1))"#).unwrap(),
-            "memor",
-        ),
+        (wat::parse_str(r#"(module (import "env" "f" (func)))"#).unwrap(), "env"),
+        (wat::parse_str(r#"(module (func (export "canister_foo")))"#).unwrap(), "canister_foo"),
+        (wat::parse_str(r#"(module (import "ic0" "msg_reply" (func (param i32))))"#).unwrap(), "msg_reply"),
+        (wat::parse_str(r#"(module (memory 1) (memory 1))"#).unwrap(), "memor"),
     ];
     for (wasm, needle) in cases {
         let err = sm
-            .install_code(
-                user(),
-                id,
-                &wasm,
-                vec![],
-                cairn_execution::management::types::InstallModeArg::Install,
-            )
+            .install_code(user(), id, &wasm, vec![], cairn_execution::management::types::InstallModeArg::Install)
             .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::CanisterInvalidWasm), "{err}");
-        assert!(
-            err.to_string()
-                .to_lowercase()
-                .contains(&needle.to_lowercase()),
-            "{needle}: {err}"
-        );
+        assert!(err.to_string().to_lowercase().contains(&needle.to_lowercase()), "{needle}: {err}");
     }
     // A gzip bomb is refused without being inflated.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     std::io::Write::write_all(&mut gz, &vec![0u8; 200 << 20]).unwrap();
     let bomb = gz.finish().unwrap();
     let err = sm
-        .install_code(
-            user(),
-            id,
-            &bomb,
-            vec![],
-            cairn_execution::management::types::InstallModeArg::Install,
-        )
+        .install_code(user(), id, &bomb, vec![], cairn_execution::management::types::InstallModeArg::Install)
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::CanisterInvalidWasm), "{err}");
 }

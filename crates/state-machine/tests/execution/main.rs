@@ -25,8 +25,7 @@ pub fn user() -> Principal {
 
 /// Installs `wasm` in a fresh canister controlled by [`user`].
 pub fn install(sm: &mut StateMachine, wasm: &[u8]) -> CanisterId {
-    sm.install_new(user(), wasm, CYCLES)
-        .expect("install succeeds")
+    sm.install_new(user(), wasm, CYCLES).expect("install succeeds")
 }
 
 /// Candid principal of a canister id.
@@ -41,9 +40,7 @@ pub fn args<A: candid::utils::ArgumentEncoder>(a: A) -> Vec<u8> {
 
 /// The error code of a failed call.
 pub fn code<T: std::fmt::Debug>(r: Result<T, CallError>) -> ErrorCode {
-    r.expect_err("the call should fail")
-        .code()
-        .expect("a system error")
+    r.expect_err("the call should fail").code().expect("a system error")
 }
 
 /// The argument of `inter.forward`.

@@ -26,11 +26,7 @@ fn import_everything(memory64: bool) -> Vec<u8> {
             results.join(" ")
         );
     }
-    wat += if memory64 {
-        "  (memory i64 1)\n"
-    } else {
-        "  (memory 1)\n"
-    };
+    wat += if memory64 { "  (memory i64 1)\n" } else { "  (memory 1)\n" };
     wat += "  (func (export \"canister_update ok\")))";
     wat::parse_str(&wat).unwrap()
 }
@@ -40,14 +36,8 @@ fn every_ic0_function_links_in_both_widths() {
     let mut sm = StateMachine::new();
     for memory64 in [false, true] {
         let id = sm.create_canister(user(), CYCLES, None).unwrap();
-        sm.install_code(
-            user(),
-            id,
-            &import_everything(memory64),
-            vec![],
-            InstallModeArg::Install,
-        )
-        .unwrap_or_else(|e| panic!("memory64={memory64}: {e}"));
+        sm.install_code(user(), id, &import_everything(memory64), vec![], InstallModeArg::Install)
+            .unwrap_or_else(|e| panic!("memory64={memory64}: {e}"));
         let err = sm.update(user(), id, "ok", vec![]).unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::CanisterDidNotReply));
     }
@@ -70,13 +60,7 @@ fn calls_in(export: &str, import: &str, sig: &str, call: &str) -> Vec<u8> {
 fn functions_outside_their_contexts_trap_with_the_context_name() {
     let mut sm = StateMachine::new();
     let cases = [
-        (
-            "canister_init",
-            "msg_reply",
-            "",
-            "(call $f)",
-            "\"ic0_msg_reply\" cannot be executed in init mode",
-        ),
+        ("canister_init", "msg_reply", "", "(call $f)", "\"ic0_msg_reply\" cannot be executed in init mode"),
         (
             "canister_update m",
             "msg_method_name_size",
@@ -127,11 +111,7 @@ fn functions_outside_their_contexts_trap_with_the_context_name() {
                 sm.update(user(), id, "m", vec![]).unwrap_err()
             }
         };
-        assert_eq!(
-            err.code(),
-            Some(ErrorCode::CanisterContractViolation),
-            "{import}: {err}"
-        );
+        assert_eq!(err.code(), Some(ErrorCode::CanisterContractViolation), "{import}: {err}");
         assert!(err.to_string().contains(expected), "{import}: {err}");
     }
 }
@@ -155,13 +135,9 @@ fn start_function_runs_once_before_init() {
     .unwrap();
     let mut sm = StateMachine::new();
     let id = sm.create_canister(user(), CYCLES, None).unwrap();
-    sm.install_code(user(), id, &wasm, vec![], InstallModeArg::Install)
-        .unwrap();
+    sm.install_code(user(), id, &wasm, vec![], InstallModeArg::Install).unwrap();
     for _ in 0..2 {
-        assert_eq!(
-            sm.update(user(), id, "read", vec![]).unwrap(),
-            vec![42, 42, 1]
-        );
+        assert_eq!(sm.update(user(), id, "read", vec![]).unwrap(), vec![42, 42, 1]);
     }
     // The start function may not use message APIs.
     let bad = wat::parse_str(
@@ -169,14 +145,8 @@ fn start_function_runs_once_before_init() {
     )
     .unwrap();
     let id = sm.create_canister(user(), CYCLES, None).unwrap();
-    let err = sm
-        .install_code(user(), id, &bad, vec![], InstallModeArg::Install)
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("\"ic0_msg_caller_size\" cannot be executed in start mode"),
-        "{err}"
-    );
+    let err = sm.install_code(user(), id, &bad, vec![], InstallModeArg::Install).unwrap_err();
+    assert!(err.to_string().contains("\"ic0_msg_caller_size\" cannot be executed in start mode"), "{err}");
 }
 
 #[test]
@@ -208,8 +178,7 @@ fn cleanup_runs_when_a_callback_traps() {
     .unwrap();
     let mut sm = StateMachine::new();
     let id = sm.create_canister(user(), CYCLES, None).unwrap();
-    sm.install_code(user(), id, &wasm, vec![], InstallModeArg::Install)
-        .unwrap();
+    sm.install_code(user(), id, &wasm, vec![], InstallModeArg::Install).unwrap();
     let err = sm.update(user(), id, "go", vec![]).unwrap_err();
     assert!(err.to_string().contains("callback trapped"), "{err}");
     assert_eq!(sm.query(user(), id, "flag", vec![]).unwrap(), vec![1]);

@@ -19,10 +19,7 @@ pub fn reject(src: &str, needle: &str) -> ModuleError {
         Ok(_) => panic!("module was accepted, expected an error containing {needle:?}:\n{src}"),
         Err(e) => {
             let text = e.to_string();
-            assert!(
-                text.contains(needle),
-                "error {text:?} does not contain {needle:?}"
-            );
+            assert!(text.contains(needle), "error {text:?} does not contain {needle:?}");
             e
         }
     }
