@@ -79,13 +79,19 @@ impl IngressHistory {
     }
 
     /// Forgets every final status whose retention ended before `now`.
+    /// Costs O(k log n) for k forgotten entries: it removes from the front of
+    /// the time-ordered index and stops at the first entry still retained.
     pub fn prune(&mut self, now: Time) -> usize {
-        let (expired, keep) = self.by_prune_time.clone().split(&(now, MessageId([0; 32])));
-        self.by_prune_time = keep;
-        for (_, id) in expired.keys() {
-            self.statuses.remove(id);
+        let mut removed = 0;
+        while let Some(((time, id), ())) = self.by_prune_time.get_min().cloned() {
+            if time >= now {
+                break;
+            }
+            self.by_prune_time.remove(&(time, id));
+            self.statuses.remove(&id);
+            removed += 1;
         }
-        expired.len()
+        removed
     }
 
     /// The statuses that differ between `self` (older) and `newer`:

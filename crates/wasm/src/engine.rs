@@ -11,7 +11,7 @@
 
 use crate::error::HypervisorError;
 use crate::linker::add_system_api;
-use crate::memory::{CairnMemoryCreator, CommitStats, TrackedMemory, take_last_created};
+use crate::memory::{CairnMemoryCreator, CommitStats, TrackedMemory, reuse_next, take_last_created};
 use crate::system_api::SystemApi;
 use cairn_state::WasmClosure;
 use cairn_state::canister_state::{CustomSection, ExportedMethods, GlobalValue};
@@ -372,6 +372,7 @@ struct Synced {
 
 /// A live instance of a module, bound to one canister.
 pub struct Sandbox {
+    engine: Engine,
     module: Arc<CompiledModule>,
     store: Store<HostState>,
     instance: Instance,
@@ -388,6 +389,16 @@ fn engine_error(e: impl std::fmt::Display) -> HypervisorError {
 
 impl Sandbox {
     fn new(engine: &Engine, module: Arc<CompiledModule>) -> Result<Self, HypervisorError> {
+        Self::instantiate(engine, module, None)
+    }
+
+    /// A new store and instance of `module`; with `reuse`, around an existing
+    /// memory instead of a fresh one (its contents and size are kept).
+    fn instantiate(
+        engine: &Engine,
+        module: Arc<CompiledModule>,
+        reuse: Option<TrackedMemory>,
+    ) -> Result<Self, HypervisorError> {
         let max_heap = if module.instrumented.memory64 { MAX_WASM64_HEAP } else { MAX_WASM32_HEAP };
         let mut store = Store::new(
             engine,
@@ -396,6 +407,9 @@ impl Sandbox {
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         store.set_fuel(u64::MAX / 2).map_err(engine_error)?;
         let _ = take_last_created();
+        if let Some(m) = reuse {
+            reuse_next(m);
+        }
         let instance =
             module.instance_pre.instantiate(&mut store).map_err(|e| HypervisorError::InvalidWasm(e.to_string()))?;
         let memory = take_last_created();
@@ -425,7 +439,36 @@ impl Sandbox {
             );
         }
         let table = instance.get_table(&mut store, TABLE_EXPORT);
-        Ok(Sandbox { module, store, instance, memory, globals, table, synced: None, funcs: HashMap::new() })
+        Ok(Sandbox {
+            engine: engine.clone(),
+            module,
+            store,
+            instance,
+            memory,
+            globals,
+            table,
+            synced: None,
+            funcs: HashMap::new(),
+        })
+    }
+
+    /// Re-instantiates around the same memory so wasmtime learns its current
+    /// size. Needed after the size changed outside Wasm (syncing to another
+    /// version, rolling back a grow): wasmtime has no way to shrink a memory
+    /// and reads the size only at instantiation and after its own growth.
+    /// Costs one instantiation; the memory's contents are not copied.
+    fn rebind(&mut self) -> Result<(), HypervisorError> {
+        let fresh = Self::instantiate(&self.engine, self.module.clone(), self.memory.clone())?;
+        let synced = self.synced.take();
+        *self = Sandbox { synced, ..fresh };
+        if let Some(globals) = self.synced.as_ref().map(|s| s.globals.clone()) {
+            self.write_globals(&globals)?;
+        }
+        Ok(())
+    }
+
+    fn engine_view_is_stale(&self) -> bool {
+        self.memory.as_ref().is_some_and(|m| m.engine_view_is_stale())
     }
 
     /// The module this sandbox runs.
@@ -470,13 +513,16 @@ impl Sandbox {
             mem.sync(current, &target.page_map, (target.size_wasm_pages * WASM_PAGE_SIZE) as usize)
                 .map_err(engine_error)?;
         }
-        self.write_globals(state.globals)?;
         self.synced = Some(Synced {
             heap: target.page_map.clone(),
             heap_pages: target.size_wasm_pages,
             globals: state.globals.to_vec(),
         });
-        Ok(())
+        if self.engine_view_is_stale() {
+            // rebind() also restores the globals.
+            return self.rebind();
+        }
+        self.write_globals(state.globals)
     }
 
     /// Runs one execution on `state`: the sandbox first makes its instance
@@ -520,7 +566,11 @@ impl Sandbox {
             let (heap, pages, globals) = (synced.heap.clone(), synced.heap_pages, synced.globals.clone());
             let rollback =
                 self.memory.as_ref().map_or(Ok(()), |m| m.rollback(&heap, (pages * WASM_PAGE_SIZE) as usize));
-            let restore = self.write_globals(&globals);
+            let restore = match self.engine_view_is_stale() {
+                // The rolled-back message grew the memory: wasmtime must relearn its size.
+                true => self.rebind(),
+                false => self.write_globals(&globals),
+            };
             if let Err(e) = rollback.map_err(engine_error).and(restore) {
                 // The sandbox is unusable; force a full resync next time.
                 self.synced = None;

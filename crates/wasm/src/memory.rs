@@ -39,6 +39,10 @@ pub(crate) struct MemoryInner {
     reserved: usize,
     /// Currently accessible bytes.
     accessible: Cell<usize>,
+    /// The size wasmtime believes the memory has (it reads the size only at
+    /// instantiation and after its own growth). When `accessible` differs,
+    /// the sandbox must re-instantiate around this memory.
+    engine_size: Cell<usize>,
     /// One bit per page of `reserved`.
     dirty_bits: UnsafeCell<Vec<u64>>,
     /// Dirty pages in fault order; never grows past its preallocated capacity.
@@ -91,11 +95,13 @@ impl MemoryInner {
             mapping_len,
             reserved,
             accessible: Cell::new(0),
+            engine_size: Cell::new(0),
             dirty_bits: UnsafeCell::new(Vec::new()),
             dirty_list: UnsafeCell::new(Vec::with_capacity(DIRTY_LIST_CAPACITY)),
             overflow: Cell::new(false),
         };
         inner.set_accessible(initial)?;
+        inner.engine_size.set(initial);
         Ok(inner)
     }
 
@@ -255,6 +261,11 @@ impl TrackedMemory {
         self.0.accessible.get()
     }
 
+    /// Whether wasmtime's idea of the size is stale (see `MemoryInner::engine_size`).
+    pub(crate) fn engine_view_is_stale(&self) -> bool {
+        self.0.accessible.get() != self.0.engine_size.get()
+    }
+
     /// Makes the memory equal to `target` with `size` bytes, starting from a
     /// memory equal to `current` (or from scratch if `current` is `None`).
     /// Costs O(pages that differ) when `current` shares structure with `target`.
@@ -371,6 +382,14 @@ thread_local! {
     /// The memory most recently created on this thread, picked up by the
     /// engine right after instantiation (wasmtime creates it internally).
     static LAST_CREATED: RefCell<Option<TrackedMemory>> = const { RefCell::new(None) };
+    /// A memory the next instantiation on this thread should use instead of
+    /// creating one (re-instantiating around an existing memory).
+    static REUSE: RefCell<Option<TrackedMemory>> = const { RefCell::new(None) };
+}
+
+/// Makes the next instantiation on this thread use `memory`.
+pub(crate) fn reuse_next(memory: TrackedMemory) {
+    REUSE.with(|m| *m.borrow_mut() = Some(memory));
 }
 
 /// Takes the memory created by the last instantiation on this thread.
@@ -393,7 +412,9 @@ unsafe impl LinearMemory for WasmtimeView {
     }
 
     fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
-        self.0.set_accessible(new_size).map_err(wasmtime::Error::msg)
+        self.0.set_accessible(new_size).map_err(wasmtime::Error::msg)?;
+        self.0.engine_size.set(new_size);
+        Ok(())
     }
 
     fn as_ptr(&self) -> *mut u8 {
@@ -416,6 +437,15 @@ unsafe impl MemoryCreator for CairnMemoryCreator {
         guard_size_in_bytes: usize,
     ) -> Result<Box<dyn LinearMemory>, String> {
         let reserved = reserved_size_in_bytes.unwrap_or(DEFAULT_RESERVATION);
+        if let Some(existing) = REUSE.with(|m| m.borrow_mut().take()) {
+            let inner = existing.0.clone();
+            if inner.reserved != reserved || inner.mapping_len != reserved + guard_size_in_bytes {
+                return Err("cannot reuse a memory with a different reservation".into());
+            }
+            inner.engine_size.set(inner.accessible.get());
+            LAST_CREATED.with(|m| *m.borrow_mut() = Some(existing));
+            return Ok(Box::new(WasmtimeView(inner)));
+        }
         let inner = Arc::new(MemoryInner::new(minimum, reserved, guard_size_in_bytes)?);
         LAST_CREATED.with(|m| *m.borrow_mut() = Some(TrackedMemory(inner.clone())));
         Ok(Box::new(WasmtimeView(inner)))

@@ -239,3 +239,36 @@ fn cached_module_is_not_recompiled() {
     assert!(std::sync::Arc::ptr_eq(&a, &b));
     assert_eq!(e.cached_modules(), 1);
 }
+
+/// `memory.size` must report the committed size after a rolled-back grow, and
+/// a fresh sandbox synced to a grown memory must see all of it.
+#[test]
+fn memory_size_is_exact_after_rollback_and_fresh_sync() {
+    const GROWER: &str = r#"
+(module
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "trap" (func $trap (param i32 i32)))
+  (memory 1)
+  (func (export "canister_update grow") (drop (memory.grow (i32.const 2))))
+  (func (export "canister_update grow_then_trap") (drop (memory.grow (i32.const 5))) (call $trap (i32.const 0) (i32.const 0)))
+  (func (export "canister_update size")
+    (i32.store (i32.const 0) (memory.size))
+    ;; Touch the last byte of memory: out of bounds if the engine's view is stale.
+    (i32.store8 (i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const 1)) (i32.const 1))
+    (call $append (i32.const 0) (i32.const 4)) (call $reply)))"#;
+    let e = engine();
+    let mut h = Harness::new(&e, GROWER);
+    h.run("grow", &[], 1 << 30, true).0.unwrap();
+    assert_eq!(reply(h.run("size", &[], 1 << 30, true).0), 3u32.to_le_bytes());
+    assert!(h.run("grow_then_trap", &[], 1 << 30, true).0.is_err());
+    assert_eq!(reply(h.run("size", &[], 1 << 30, true).0), 3u32.to_le_bytes());
+    // Rolled back by a query.
+    h.run("grow", &[], 1 << 30, false).0.unwrap();
+    assert_eq!(reply(h.run("size", &[], 1 << 30, true).0), 3u32.to_le_bytes());
+    // A brand-new sandbox synced to the 3-page state.
+    let wasm = wat::parse_str(GROWER).unwrap();
+    let module = e.compile(&wasm, Sha256::digest(&wasm).into()).unwrap();
+    h.sandbox = e.new_sandbox(module).unwrap();
+    assert_eq!(reply(h.run("size", &[], 1 << 30, true).0), 3u32.to_le_bytes());
+}
