@@ -30,4 +30,43 @@ fi
 step "cargo fetch for test-canisters/Cargo.toml"
 cargo fetch --locked --manifest-path test-canisters/Cargo.toml --target wasm32-unknown-unknown
 
+# 4. The JS agent for the client smoke test (tests/js: `@icp-sdk/core`, pinned in
+#    package-lock.json). Reinstalled when the lock file changes.
+if [ -f tests/js/node_modules/@icp-sdk/core/package.json ] \
+    && cmp -s tests/js/package-lock.json tests/js/node_modules/.cairn-package-lock.json; then
+    step "@icp-sdk/core (npm): already installed in tests/js/node_modules"
+else
+    step "@icp-sdk/core (npm): npm ci in tests/js"
+    (cd tests/js && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.cairn-package-lock.json)
+fi
+
+# 5. ic-py for the client smoke test, in a venv at tests/python/.venv (pinned in
+#    tests/python/requirements.txt). Reinstalled when the requirements change.
+venv=tests/python/.venv
+if [ -x "$venv/bin/python" ] && cmp -s tests/python/requirements.txt "$venv/.cairn-requirements.txt"; then
+    step "ic-py (pip): already installed in $venv"
+else
+    python=""
+    for candidate in python3.11 python3 python; do
+        if command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+            python="$candidate"
+            break
+        fi
+    done
+    if [ -z "$python" ]; then
+        step "ERROR: no python3 >= 3.9 found; install Python 3 with venv and pip (e.g. apt-get install python3-venv)" >&2
+        exit 1
+    fi
+    step "ic-py (pip): creating $venv with $python and installing tests/python/requirements.txt"
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || {
+        step "ERROR: '$python -m venv' failed; install the venv module (e.g. apt-get install python3-venv)" >&2
+        rm -rf "$venv"
+        exit 1
+    }
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r tests/python/requirements.txt
+    cp tests/python/requirements.txt "$venv/.cairn-requirements.txt"
+fi
+
 step "done"

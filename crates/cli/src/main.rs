@@ -1,5 +1,7 @@
 //! `cairn`: run a local Internet Computer network.
 
+mod bench;
+
 use anyhow::{Context, Result};
 use cairn_node::{Node, NodeConfig};
 use cairn_registry::{ConsensusParams, GenesisConfig, NodeSecrets, Registry};
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Start a local network and serve the IC HTTP interface until Ctrl-C.
     Start(StartArgs),
+    /// Drive load against any IC-compatible URL and measure it (see `cairn bench --help`).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -125,5 +129,6 @@ async fn shutdown_signal() {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Start(args) => start(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -12,10 +12,15 @@ use cairn_types::messages::Ingress;
 use cairn_types::{ErrorCode, UserError};
 use cairn_wasm::{ApiInputs, Context, FuncRef};
 
-/// Management methods only controllers of the target may call.
+/// Management methods only controllers of the target may call. Ingress
+/// from anyone else is refused before it is inducted (and charged to the
+/// target canister), as the IC's ingress filter does.
 const CONTROLLER_ONLY: &[&str] = &[
     "install_code",
     "install_chunked_code",
+    "upload_chunk",
+    "stored_chunks",
+    "clear_chunk_store",
     "uninstall_code",
     "update_settings",
     "start_canister",
@@ -108,6 +113,13 @@ impl ExecutionEnvironment {
             .ok_or_else(|| UserError::new(ErrorCode::CanisterNotFound, format!("Canister {target} not found")))?;
         if CONTROLLER_ONLY.contains(&method) {
             check_controller(canister, &ingress.source)?;
+        }
+        if method == "canister_status" {
+            let s = &canister.system_state;
+            let admin = state.metadata.subnet_admins.contains(&ingress.source);
+            if !admin && !s.settings.status_visibility.allows(&ingress.source, &s.controllers) {
+                check_controller(canister, &ingress.source)?;
+            }
         }
         if method.starts_with("provisional_") {
             return Ok(());

@@ -270,11 +270,17 @@ mod tests {
     fn rejects_bad_lengths_limits_and_trailing_bytes() {
         assert_eq!(check_structure(&[], L), Err(CborError::Empty));
         // Byte string claiming 2^64-1 bytes.
-        assert!(matches!(check_structure(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], L), Err(CborError::Truncated(_))));
+        assert!(matches!(
+            check_structure(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], L),
+            Err(CborError::Truncated(_))
+        ));
         // Array claiming 2^32 items.
         assert!(matches!(check_structure(&[0x9a, 0xff, 0xff, 0xff, 0xff, 0x00], L), Err(CborError::Truncated(_))));
         // Map whose doubled count overflows.
-        assert!(matches!(check_structure(&[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], L), Err(CborError::Truncated(_))));
+        assert!(matches!(
+            check_structure(&[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], L),
+            Err(CborError::Truncated(_))
+        ));
         assert_eq!(check_structure(&[0x1c], L), Err(CborError::Reserved(0)));
         assert_eq!(check_structure(&[0x01, 0x02], L), Err(CborError::TrailingBytes(1)));
         let deep = [0x81u8, 0x81, 0x81, 0x81, 0x81, 0x01];

@@ -170,7 +170,10 @@ pub fn check_paths(paths: &[Vec<Vec<u8>>], req: &ReadStateRequest<'_>) -> Result
                     ));
                 }
                 match (*field, labels.len()) {
-                    (b"module_hash" | b"controllers" | b"canister_creation_timestamp" | b"last_install_timestamp", 3) => {}
+                    (
+                        b"module_hash" | b"controllers" | b"canister_creation_timestamp" | b"last_install_timestamp",
+                        3,
+                    ) => {}
                     (b"metadata", 4) => check_metadata(&cid, labels[3], path, req)?,
                     (b"certified_data", 3) => {
                         return Err(forbidden(
@@ -219,7 +222,12 @@ fn check_request_status(id: &MessageId, path: &[Vec<u8>], req: &ReadStateRequest
 /// `/canister/<cid>/metadata/<name>`: public sections for everyone, private
 /// ones for controllers; absent sections (or canisters) for everyone, so
 /// that absence can be proven.
-fn check_metadata(cid: &CanisterId, name: &[u8], path: &[Vec<u8>], req: &ReadStateRequest<'_>) -> Result<(), HttpError> {
+fn check_metadata(
+    cid: &CanisterId,
+    name: &[u8],
+    path: &[Vec<u8>],
+    req: &ReadStateRequest<'_>,
+) -> Result<(), HttpError> {
     let name = std::str::from_utf8(name).map_err(|_| {
         HttpError::BadRequest(format!("The metadata section name in {} is not valid UTF-8.", show_path(path)))
     })?;

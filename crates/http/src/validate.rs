@@ -75,7 +75,9 @@ pub fn check_expiry(expiry: u64, now: u64, max_ahead: Duration, any_expiry: bool
 /// * a normal canister: `canister_id == ecid`;
 /// * an update to `aaaaa-aa`: creation methods take any ECID,
 ///   `install_chunked_code` needs `target_canister == ecid`, every other
-///   method needs an argument record with `canister_id == ecid`;
+///   method whose argument names a `canister_id` needs it to be `ecid`
+///   (methods whose argument names no canister are left to admission,
+///   which rejects them with the IC's own error);
 /// * a query to `aaaaa-aa`: `list_canisters` takes any ECID, others need
 ///   `canister_id == ecid`.
 pub fn check_canister_ecid(call: &CanisterCall, ecid: CanisterId, is_query: bool) -> Result<(), HttpError> {
@@ -98,10 +100,11 @@ pub fn check_canister_ecid(call: &CanisterCall, ecid: CanisterId, is_query: bool
         Some(id) => Err(HttpError::BadRequest(format!(
             "The management canister call {method} is about canister {id}, but the effective canister id in the URL is {ecid}."
         ))),
-        None => Err(HttpError::BadRequest(format!(
-            "Cannot determine the effective canister id of the management canister call {method}: its argument \
-             must be a Candid record with a canister_id field (target_canister for install_chunked_code)."
-        ))),
+        // No canister in the argument (`raw_rand`, an unknown method, an
+        // undecodable argument): the call cannot touch any canister, so the
+        // URL's ECID does not matter; admission or execution rejects it
+        // with the IC's own error (e.g. "cannot be called via ingress").
+        None => Ok(()),
     }
 }
 
@@ -122,9 +125,16 @@ pub fn check_subnet_request(call: &CanisterCall, is_query: bool) -> Result<(), H
 
 /// Checks that the endpoint's ECID or ESID belongs to this subnet
 /// (404 otherwise: the request must be sent to another subnet).
+///
+/// The management canister's id `aaaaa-aa` is accepted as an ECID: every
+/// subnet hosts the management canister, and ic-py addresses canister
+/// creation (and the polling of its status) to `/api/v2/canister/aaaaa-aa/`.
+/// The ECID rules still apply, so it only admits management calls that take
+/// any ECID, and read_state requests.
 pub fn check_target_on_subnet(target: Target, state: &ReplicatedState) -> Result<(), HttpError> {
     let own = state.metadata.own_subnet_id;
     match target {
+        Target::Canister(ecid) if ecid.is_management() => Ok(()),
         Target::Canister(ecid) => match state.metadata.routing_table.route(&ecid) {
             Some(subnet) if subnet == own => Ok(()),
             Some(subnet) => Err(HttpError::NotFound(format!(
@@ -135,9 +145,7 @@ pub fn check_target_on_subnet(target: Target, state: &ReplicatedState) -> Result
             ))),
         },
         Target::Subnet(esid) if esid == own => Ok(()),
-        Target::Subnet(esid) => {
-            Err(HttpError::NotFound(format!("Subnet {esid} is not this node's subnet {own}.")))
-        }
+        Target::Subnet(esid) => Err(HttpError::NotFound(format!("Subnet {esid} is not this node's subnet {own}."))),
     }
 }
 
@@ -218,22 +226,25 @@ mod tests {
         let e = check_canister_ecid(&call(a, "m", vec![]), b, true).unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.message().contains("does not match the effective canister id"), "{e}");
-        // Creation: any ECID, but only for updates.
+        // Creation: any ECID.
         check_canister_ecid(&call(mgmt, "create_canister", vec![]), b, false).unwrap();
         check_canister_ecid(&call(mgmt, "provisional_create_canister_with_cycles", vec![]), a, false).unwrap();
-        assert!(check_canister_ecid(&call(mgmt, "create_canister", vec![]), b, true).is_err());
+        assert!(check_canister_ecid(&call(mgmt, "canister_status", record_arg("canister_id", a)), b, true).is_err());
         // canister_id in the argument.
         check_canister_ecid(&call(mgmt, "install_code", record_arg("canister_id", a)), a, false).unwrap();
         assert!(check_canister_ecid(&call(mgmt, "install_code", record_arg("canister_id", a)), b, false).is_err());
         check_canister_ecid(&call(mgmt, "canister_status", record_arg("canister_id", b)), b, true).unwrap();
         // install_chunked_code uses target_canister.
         check_canister_ecid(&call(mgmt, "install_chunked_code", record_arg("target_canister", a)), a, false).unwrap();
-        assert!(check_canister_ecid(&call(mgmt, "install_chunked_code", record_arg("canister_id", a)), a, false).is_err());
+        assert!(
+            check_canister_ecid(&call(mgmt, "install_chunked_code", record_arg("target_canister", b)), a, false)
+                .is_err()
+        );
         // list_canisters: any ECID as a query.
         check_canister_ecid(&call(mgmt, "list_canisters", vec![]), b, true).unwrap();
-        // Undecodable argument.
-        let e = check_canister_ecid(&call(mgmt, "stop_canister", b"junk".to_vec()), a, false).unwrap_err();
-        assert!(e.message().contains("Cannot determine the effective canister id"), "{e}");
+        // No canister in the argument: left to admission and execution.
+        check_canister_ecid(&call(mgmt, "stop_canister", b"junk".to_vec()), a, false).unwrap();
+        check_canister_ecid(&call(mgmt, "raw_rand", vec![]), a, false).unwrap();
     }
 
     #[test]
@@ -262,7 +273,11 @@ mod tests {
         check_target_on_subnet(Target::Canister(CanisterId::from_u64(5)), &state).unwrap();
         let e = check_target_on_subnet(Target::Canister(CanisterId::from_u64(150)), &state).unwrap_err();
         assert_eq!(e.status(), 404);
-        assert_eq!(check_target_on_subnet(Target::Canister(CanisterId::from_u64(500)), &state).unwrap_err().status(), 404);
+        assert_eq!(
+            check_target_on_subnet(Target::Canister(CanisterId::from_u64(500)), &state).unwrap_err().status(),
+            404
+        );
+        check_target_on_subnet(Target::Canister(CanisterId::MANAGEMENT), &state).unwrap();
         check_target_on_subnet(Target::Subnet(own), &state).unwrap();
         assert_eq!(check_target_on_subnet(Target::Subnet(other), &state).unwrap_err().status(), 404);
     }

@@ -77,7 +77,13 @@ fn wall_clock() -> Time {
 
 impl Replica {
     /// Re-executes the logged blocks above the restored state (crash recovery),
-    /// then certifies the resulting state.
+    /// then makes one (empty) block at the current time and certifies it.
+    ///
+    /// The fresh block matters to clients: they refuse certificates whose
+    /// `/time` is more than a few minutes old (spec §5.6), and the restored
+    /// state's time is that of the last block before the node stopped (the
+    /// epoch for a new network), so the first certified state must not be
+    /// the restored one.
     pub(crate) fn recover(&mut self) -> Result<(), NodeError> {
         let blocks = self.store.blocks_after(self.state.metadata.height)?;
         if !blocks.is_empty() {
@@ -89,7 +95,12 @@ impl Replica {
             }
             self.execute(&block);
         }
-        self.certify()
+        self.step(self.next_block_time(), Vec::new())
+    }
+
+    /// The time of the next block: the wall clock, but strictly after the last block.
+    fn next_block_time(&self) -> Time {
+        wall_clock().max(self.state.metadata.batch_time.saturating_add(Duration::from_nanos(1)))
     }
 
     /// Runs until shutdown; writes a final checkpoint.
@@ -103,7 +114,7 @@ impl Replica {
                 if self.shared.shutdown.load(Ordering::Acquire) {
                     break;
                 }
-                let time = wall_clock().max(self.state.metadata.batch_time.saturating_add(Duration::from_nanos(1)));
+                let time = self.next_block_time();
                 let history = &self.state.metadata.ingress_history;
                 let ingress = pool.take_payload(
                     self.params.max_ingress_messages_per_block,

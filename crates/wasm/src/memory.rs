@@ -9,6 +9,12 @@
 //! (rollback on trap, or after a query). The cost of a message therefore grows
 //! with the pages it touched, not with the size of the heap.
 //!
+//! Pages written by the previous message stay writable ("hot", at most
+//! [`HOT_PAGE_LIMIT`]): a message usually writes the same few pages as the
+//! one before (stack top, allocator metadata), and changes to hot pages are
+//! found by comparing them with the page map instead of taking a fault and
+//! two `mprotect` calls (each a TLB shootdown in a multi-threaded process).
+//!
 //! A message that dirties more than [`DIRTY_LIST_CAPACITY`] pages switches
 //! the memory to "overflow" mode: everything becomes writable and the dirty
 //! set is recovered by comparing with the page map afterwards. This bounds the
@@ -22,6 +28,9 @@ use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 /// Pages one message may dirty before tracking falls back to comparison.
 pub const DIRTY_LIST_CAPACITY: usize = 16 * 1024;
+
+/// Pages kept writable between messages (see the module docs).
+pub const HOT_PAGE_LIMIT: usize = 16;
 
 /// Reservation used when wasmtime does not ask for a specific one.
 const DEFAULT_RESERVATION: usize = 8 << 30;
@@ -43,10 +52,12 @@ pub(crate) struct MemoryInner {
     /// instantiation and after its own growth). When `accessible` differs,
     /// the sandbox must re-instantiate around this memory.
     engine_size: Cell<usize>,
-    /// One bit per page of `reserved`.
+    /// One bit per page of `reserved`: set for every writable page (dirty or hot).
     dirty_bits: UnsafeCell<Vec<u64>>,
     /// Dirty pages in fault order; never grows past its preallocated capacity.
     dirty_list: UnsafeCell<Vec<u32>>,
+    /// Pages left writable since the last commit or rollback, sorted.
+    hot: UnsafeCell<Vec<u32>>,
     overflow: Cell<bool>,
 }
 
@@ -98,6 +109,7 @@ impl MemoryInner {
             engine_size: Cell::new(0),
             dirty_bits: UnsafeCell::new(Vec::new()),
             dirty_list: UnsafeCell::new(Vec::with_capacity(DIRTY_LIST_CAPACITY)),
+            hot: UnsafeCell::new(Vec::with_capacity(HOT_PAGE_LIMIT)),
             overflow: Cell::new(false),
         };
         inner.set_accessible(initial)?;
@@ -108,6 +120,17 @@ impl MemoryInner {
     /// Grows or shrinks the accessible part. New pages are zero and read-only
     /// (so writes to them are tracked); removed pages are discarded.
     fn set_accessible(&self, new_len: usize) -> Result<(), String> {
+        self.resize(new_len, false)
+    }
+
+    /// Like [`Self::set_accessible`], but with `tracked_shrink` a shrink zeroes
+    /// only the removed pages that were written since they became accessible
+    /// (the dirty and hot pages; every other byte beyond the previous size was
+    /// zero already) instead of discarding the whole range with `madvise`,
+    /// which costs a TLB shootdown on every core running this process. Only
+    /// valid when the removed range was zero when it became accessible and
+    /// tracking did not overflow (a message's rollback).
+    fn resize(&self, new_len: usize, tracked_shrink: bool) -> Result<(), String> {
         let old = self.accessible.get();
         if new_len > self.reserved {
             return Err(format!("memory of {new_len} bytes exceeds the reservation of {} bytes", self.reserved));
@@ -119,23 +142,33 @@ impl MemoryInner {
                 return Err(format!("mprotect failed: {}", std::io::Error::last_os_error()));
             }
         } else if new_len < old {
-            // SAFETY: inside our mapping; DONTNEED on a private anonymous mapping zero-fills.
-            unsafe {
-                libc::madvise(self.base.add(new_len) as *mut libc::c_void, old - new_len, libc::MADV_DONTNEED);
+            let first_gone = new_len / PAGE_SIZE;
+            if tracked_shrink && !self.overflow.get() {
+                // SAFETY: single-threaded access (see type docs); written pages are writable.
+                let (list, hot) = unsafe { (&*self.dirty_list.get(), &*self.hot.get()) };
+                for page in list.iter().chain(hot.iter()).map(|p| *p as usize).filter(|p| *p >= first_gone) {
+                    self.page_slice(page).fill(0);
+                }
+            } else {
+                // SAFETY: inside our mapping; DONTNEED on a private anonymous mapping zero-fills.
+                unsafe {
+                    libc::madvise(self.base.add(new_len) as *mut libc::c_void, old - new_len, libc::MADV_DONTNEED);
+                }
             }
             protect(unsafe { self.base.add(new_len) }, old - new_len, libc::PROT_NONE);
-            // Forget dirty marks beyond the new end.
+            // Forget dirty and hot marks beyond the new end.
             let bits = unsafe { &mut *self.dirty_bits.get() };
-            let list = unsafe { &mut *self.dirty_list.get() };
-            let first_gone = (new_len / PAGE_SIZE) as u32;
-            list.retain(|p| {
-                if *p >= first_gone {
-                    bits[*p as usize / 64] &= !(1 << (*p % 64));
-                    false
-                } else {
-                    true
-                }
-            });
+            let first_gone = first_gone as u32;
+            for list in [unsafe { &mut *self.dirty_list.get() }, unsafe { &mut *self.hot.get() }] {
+                list.retain(|p| {
+                    if *p >= first_gone {
+                        bits[*p as usize / 64] &= !(1 << (*p % 64));
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
         }
         let pages = new_len / PAGE_SIZE;
         let bits = unsafe { &mut *self.dirty_bits.get() };
@@ -197,43 +230,74 @@ impl MemoryInner {
         unsafe { &mut *(self.base.add(page * PAGE_SIZE) as *mut PageBytes) }
     }
 
-    /// Pages that may differ from `reference` (all accessible pages after an overflow).
-    fn candidate_dirty_pages(&self) -> Vec<usize> {
+    /// Pages that may differ from the page map, sorted, each with whether it
+    /// must be compared to know (hot pages and, after an overflow, every
+    /// page) or is known to have been written (it faulted).
+    fn candidate_dirty_pages(&self) -> Vec<(usize, bool)> {
         if self.overflow.get() {
-            (0..self.accessible.get() / PAGE_SIZE).collect()
-        } else {
-            let mut pages: Vec<usize> = unsafe { &*self.dirty_list.get() }.iter().map(|p| *p as usize).collect();
-            pages.sort_unstable();
-            pages
+            return (0..self.accessible.get() / PAGE_SIZE).map(|p| (p, true)).collect();
+        }
+        let faulted = unsafe { &*self.dirty_list.get() }.iter().map(|p| (*p as usize, false));
+        let hot = unsafe { &*self.hot.get() }.iter().map(|p| (*p as usize, true));
+        let mut pages: Vec<(usize, bool)> = faulted.chain(hot).collect();
+        pages.sort_unstable();
+        pages.dedup_by_key(|(p, _)| *p);
+        pages
+    }
+
+    /// Write-protects pages again (coalescing runs into one call each).
+    fn protect_pages(&self, pages: &mut [u32]) {
+        let bits = unsafe { &mut *self.dirty_bits.get() };
+        pages.sort_unstable();
+        let mut i = 0;
+        while i < pages.len() {
+            let start = pages[i] as usize;
+            let mut end = start + 1;
+            while i + 1 < pages.len() && pages[i + 1] as usize == end {
+                i += 1;
+                end += 1;
+            }
+            i += 1;
+            protect(unsafe { self.base.add(start * PAGE_SIZE) }, (end - start) * PAGE_SIZE, libc::PROT_READ);
+        }
+        for p in pages.iter() {
+            bits[*p as usize / 64] &= !(1 << (*p % 64));
         }
     }
 
-    /// Write-protects every accessible page again and clears the dirty set.
+    /// Write-protects every accessible page again and forgets dirty and hot pages.
     fn reprotect_clean(&self) {
         let list = unsafe { &mut *self.dirty_list.get() };
-        let bits = unsafe { &mut *self.dirty_bits.get() };
+        let hot = unsafe { &mut *self.hot.get() };
         if self.overflow.get() {
             protect(self.base, self.accessible.get(), libc::PROT_READ);
-            bits.iter_mut().for_each(|w| *w = 0);
+            unsafe { &mut *self.dirty_bits.get() }.iter_mut().for_each(|w| *w = 0);
         } else {
-            list.sort_unstable();
-            let mut i = 0;
-            while i < list.len() {
-                let start = list[i] as usize;
-                let mut end = start + 1;
-                while i + 1 < list.len() && list[i + 1] as usize == end {
-                    i += 1;
-                    end += 1;
-                }
-                i += 1;
-                protect(unsafe { self.base.add(start * PAGE_SIZE) }, (end - start) * PAGE_SIZE, libc::PROT_READ);
-            }
-            for p in list.iter() {
-                bits[*p as usize / 64] &= !(1 << (*p % 64));
-            }
+            self.protect_pages(list);
+            self.protect_pages(hot);
         }
         list.clear();
+        hot.clear();
         self.overflow.set(false);
+    }
+
+    /// Ends a message: the pages it wrote stay writable as the new hot set
+    /// (if there are few enough); every other writable page is protected.
+    fn settle(&self, written: &[usize]) {
+        if self.overflow.get() || written.len() > HOT_PAGE_LIMIT {
+            self.reprotect_clean();
+            return;
+        }
+        let list = unsafe { &mut *self.dirty_list.get() };
+        let hot = unsafe { &mut *self.hot.get() };
+        let mut demote: Vec<u32> =
+            list.iter().chain(hot.iter()).copied().filter(|p| written.binary_search(&(*p as usize)).is_err()).collect();
+        demote.sort_unstable();
+        demote.dedup();
+        self.protect_pages(&mut demote);
+        hot.clear();
+        hot.extend(written.iter().map(|p| *p as u32));
+        list.clear();
     }
 }
 
@@ -333,17 +397,18 @@ impl TrackedMemory {
         let overflowed = inner.overflow.get();
         let candidates = inner.candidate_dirty_pages();
         let mut changed: Vec<(u64, &PageBytes)> = Vec::with_capacity(candidates.len());
-        for page in candidates {
+        for (page, compare) in candidates {
             let now = inner.page_slice(page);
-            if !overflowed || now[..] != page_map.page(page as u64)[..] {
+            if !compare || now[..] != page_map.page(page as u64)[..] {
                 changed.push((page as u64, now));
             }
         }
+        let written: Vec<usize> = changed.iter().map(|(p, _)| *p as usize).collect();
         let stats = CommitStats { dirty_pages: changed.len(), overflowed };
         // Pages dropped by a shrink were never dirty here: memories only grow
         // during a message, and `size` is recorded separately by the caller.
         page_map.update(changed);
-        inner.reprotect_clean();
+        inner.settle(&written);
         stats
     }
 
@@ -351,7 +416,8 @@ impl TrackedMemory {
     /// memory back to `size` bytes.
     pub(crate) fn rollback(&self, page_map: &PageMap, size: usize) -> Result<(), String> {
         let inner = &self.0;
-        for page in inner.candidate_dirty_pages() {
+        let mut written = Vec::new();
+        for (page, _) in inner.candidate_dirty_pages() {
             if page * PAGE_SIZE >= size {
                 continue;
             }
@@ -359,10 +425,12 @@ impl TrackedMemory {
             let now = inner.page_slice(page);
             if now[..] != reference[..] {
                 now.copy_from_slice(reference);
+                written.push(page);
             }
         }
-        inner.reprotect_clean();
-        inner.set_accessible(size)
+        inner.resize(size, true)?;
+        inner.settle(&written);
+        Ok(())
     }
 
     /// Bytes of the page at `index` as currently in memory (tests, snapshots).
@@ -480,7 +548,10 @@ mod tests {
         assert_eq!(stats.dirty_pages, 2);
         assert_eq!(pm.page(0)[10], 1);
         assert_eq!(pm.page(5)[3], 2);
-        // Pages are write-protected again: the next write faults again.
+        // The written pages stay writable (hot) for the next message; a commit
+        // that does not write them protects them, so the next write faults.
+        assert!(!mem.0.handle_fault(mem.base() as usize + 10));
+        assert_eq!(mem.commit(&mut pm).dirty_pages, 0);
         assert!(mem.0.handle_fault(mem.base() as usize + 10));
     }
 
@@ -499,6 +570,46 @@ mod tests {
         // Growing again exposes zeroed pages, not the rolled-back write.
         mem.0.set_accessible(8 * PAGE_SIZE).unwrap();
         assert_eq!(mem.read_page(6)[0], 0);
+    }
+
+    #[test]
+    fn repeated_grow_and_rollback_always_exposes_zero_pages() {
+        // Queries often grow the heap by a page and are then rolled back; the
+        // rollback zeroes only the written pages beyond the old size.
+        let mem = new_mem(4 * PAGE_SIZE);
+        let pm = PageMap::new();
+        for round in 0..4u8 {
+            mem.0.set_accessible(8 * PAGE_SIZE).unwrap();
+            for page in 4..8 {
+                assert_eq!(mem.read_page(page), [0; PAGE_SIZE], "round {round}, page {page}");
+            }
+            write(&mem, 0, round + 1);
+            write(&mem, (4 + usize::from(round % 2)) * PAGE_SIZE + 100, 0xaa);
+            mem.rollback(&pm, 4 * PAGE_SIZE).unwrap();
+            assert_eq!(mem.size(), 4 * PAGE_SIZE);
+            assert_eq!(mem.read_page(0)[0], 0);
+        }
+    }
+
+    #[test]
+    fn hot_pages_stay_writable_and_are_found_by_comparison() {
+        let mem = new_mem(64 * PAGE_SIZE);
+        let mut pm = PageMap::new();
+        write(&mem, 10, 1);
+        write(&mem, 3 * PAGE_SIZE, 1);
+        mem.commit(&mut pm);
+        // Both pages are hot now: writing them again takes no fault.
+        assert!(mem.0.is_dirty(0) && mem.0.is_dirty(3));
+        unsafe { *mem.base().add(11) = 2 };
+        let stats = mem.commit(&mut pm);
+        assert_eq!(stats.dirty_pages, 1, "only the page that changed is committed");
+        assert_eq!(pm.page(0)[11], 2);
+        assert!(!mem.0.is_dirty(3), "page 3 was not written again, so it is protected");
+        // A rollback restores hot pages from the page map.
+        unsafe { *mem.base().add(12) = 9 };
+        mem.rollback(&pm, 64 * PAGE_SIZE).unwrap();
+        assert_eq!(mem.read_page(0)[12], 0);
+        assert_eq!(pm.page(0)[12], 0);
     }
 
     #[test]

@@ -383,7 +383,12 @@ pub enum Signer {
     Anonymous,
     Key(Identity),
     /// `identity` delegates to `session` with these delegation fields.
-    Delegated { identity: Identity, session: Identity, targets: Option<Vec<Principal>>, permissions: Option<String> },
+    Delegated {
+        identity: Identity,
+        session: Identity,
+        targets: Option<Vec<Principal>>,
+        permissions: Option<String>,
+    },
 }
 
 impl Signer {
@@ -396,7 +401,14 @@ impl Signer {
 }
 
 /// Content of a call or query.
-pub fn call_content(kind: &str, sender: Principal, canister: CanisterId, method: &str, arg: &[u8], expiry: u64) -> Vec<(&'static str, Cbor)> {
+pub fn call_content(
+    kind: &str,
+    sender: Principal,
+    canister: CanisterId,
+    method: &str,
+    arg: &[u8],
+    expiry: u64,
+) -> Vec<(&'static str, Cbor)> {
     vec![
         ("request_type", Cbor::Text(kind.into())),
         ("sender", Cbor::Bytes(sender.as_slice().to_vec())),
@@ -440,7 +452,8 @@ pub fn envelope(content: Vec<(&'static str, Cbor)>, signer: &Signer) -> (Vec<u8>
                 permissions: permissions.clone(),
             };
             let signature = identity.sign(&delegation.signed_bytes());
-            let mut d = vec![("pubkey", Cbor::Bytes(delegation.pubkey.clone())), ("expiration", nat(delegation.expiration))];
+            let mut d =
+                vec![("pubkey", Cbor::Bytes(delegation.pubkey.clone())), ("expiration", nat(delegation.expiration))];
             if let Some(t) = targets {
                 d.push(("targets", Cbor::Array(t.iter().map(|p| Cbor::Bytes(p.as_slice().to_vec())).collect())));
             }

@@ -29,7 +29,7 @@ enum InstallMode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ic_agent_creates_installs_updates_and_queries() {
-    let net = LocalNetwork::start().unwrap();
+    let net = LocalNetwork::start(env!("CARGO_BIN_EXE_cairn")).unwrap();
     let agent = net.agent(None).await.unwrap();
     let mgmt = Principal::management_canister();
     let any = Principal::from_text("bkyz2-fmaaa-aaaaa-qaaaq-cai").unwrap();

@@ -1,0 +1,482 @@
+//! Validation of received artifacts: each one is found valid (moved to the
+//! validated section), invalid (dropped, with a reason), irrelevant
+//! (duplicate or stale; dropped silently) or not decidable yet (left in the
+//! unvalidated section until what it depends on arrives).
+//!
+//! Validity depends only on the validated pool, the local clock and the
+//! local certified height; the latter two only ever *defer* a decision,
+//! never make an artifact invalid, so honest nodes with different clocks
+//! never disagree about validity.
+
+use crate::consensus::{Consensus, View};
+use crate::crypto::{ConsensusCrypto, CryptoError};
+use crate::hash::CryptoHash;
+use crate::payload::{PayloadContext, PayloadError, PayloadHandler};
+use crate::pool::{ArtifactPool, ChangeAction};
+use crate::types::{
+    ArtifactKind, BlockProposal, ConsensusMessage, EquivocationProof, MultiSignature, Rank, Share, SignedContent,
+    ThresholdSignature,
+};
+use crate::{ConsensusMessage as M, LocalState};
+use cairn_types::{Height, NodeId, Time};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a received artifact was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidArtifact {
+    /// The signer has no right to sign this at this height.
+    #[error("node {0} is not entitled to sign this artifact")]
+    NotEntitled(NodeId),
+    /// The block's rank is not its maker's rank.
+    #[error("block claims rank {claimed:?} but its maker's rank is {actual:?}")]
+    WrongRank {
+        /// Rank in the block.
+        claimed: Rank,
+        /// The maker's rank per the beacon (None: not a maker).
+        actual: Option<Rank>,
+    },
+    /// A signature does not verify.
+    #[error("bad signature: {0}")]
+    Signature(#[from] CryptoError),
+    /// A beacon (share) that does not chain to the previous beacon.
+    #[error("random beacon does not chain to the previous beacon")]
+    BeaconParentMismatch,
+    /// Block time not after the parent's.
+    #[error("block time {time:?} is not after the parent's {parent:?}")]
+    TimeNotIncreasing {
+        /// The block's time.
+        time: Time,
+        /// The parent's time.
+        parent: Time,
+    },
+    /// Registry version below the parent's.
+    #[error("registry version decreases from the parent")]
+    RegistryVersionDecreasing,
+    /// Certified height below the parent's.
+    #[error("certified height decreases from the parent")]
+    CertifiedHeightDecreasing,
+    /// Certified height at or above the block's own height.
+    #[error("certified height {certified} is not below the block height {height}")]
+    CertifiedHeightTooHigh {
+        /// Claimed certified height.
+        certified: Height,
+        /// Block height.
+        height: Height,
+    },
+    /// Payload bytes above the hard cap.
+    #[error("payload of {0} bytes exceeds the block size limit")]
+    PayloadTooLarge(u64),
+    /// The payload handler rejected the payload.
+    #[error("payload: {0}")]
+    Payload(String),
+    /// An aggregate with too few signers.
+    #[error("{got} signers, {needed} needed")]
+    NotEnoughSigners {
+        /// Signers present.
+        got: usize,
+        /// Threshold.
+        needed: usize,
+    },
+    /// An aggregate whose signer list is not sorted and distinct.
+    #[error("signers are not sorted and distinct")]
+    UnsortedSigners,
+    /// An equivocation proof whose two blocks are the same or unordered.
+    #[error("equivocation proof does not show two different blocks")]
+    ProofNotConflicting,
+}
+
+/// The decision about one artifact.
+enum Verdict {
+    Valid,
+    Invalid(InvalidArtifact),
+    Irrelevant,
+    Defer,
+}
+
+impl From<InvalidArtifact> for Verdict {
+    fn from(e: InvalidArtifact) -> Verdict {
+        Verdict::Invalid(e)
+    }
+}
+
+fn sig(r: Result<(), CryptoError>) -> Result<(), Verdict> {
+    r.map_err(|e| Verdict::Invalid(InvalidArtifact::Signature(e)))
+}
+
+/// What this pass already accepted (the pool does not show it yet), so one
+/// pass never accepts two artifacts that exclude each other.
+#[derive(Default)]
+struct Pass<'a> {
+    /// (kind, height, signer, content hash) of accepted shares.
+    shares: BTreeSet<(ArtifactKind, Height, NodeId, CryptoHash)>,
+    /// (kind, height, content hash) of accepted aggregates.
+    aggregates: BTreeSet<(ArtifactKind, Height, CryptoHash)>,
+    /// Accepted proposals per (height, signer).
+    proposals: BTreeMap<(Height, NodeId), Vec<&'a BlockProposal>>,
+    /// Equivocation proofs known or emitted, per (height, signer).
+    proofs: BTreeSet<(Height, NodeId)>,
+}
+
+/// A hash identifying a share's content within its kind and height.
+fn content_key<T: SignedContent>(c: &T) -> CryptoHash {
+    crate::hash::Encoder::new("content-key").bytes(&c.signing_bytes()).digest()
+}
+
+impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
+    /// Validates what can be validated in the unvalidated section.
+    pub(crate) fn validate(
+        &mut self,
+        pool: &ArtifactPool,
+        v: &View,
+        now: Time,
+        local: &LocalState,
+    ) -> Vec<ChangeAction> {
+        let memo = (pool.generation(), now, *local, self.next_batch_height);
+        if self.validation_memo == Some(memo) {
+            // Nothing changed since the last fruitless pass; keep its timer.
+            if let Some(w) = self.validation_wake {
+                self.wake(w);
+            }
+            return Vec::new();
+        }
+        self.validation_wake = None;
+        let limit = Height(v.finalized.0.saturating_add(self.cfg.params.max_heights_ahead));
+        let mut out = Vec::new();
+        let mut pass = Pass::default();
+        for (id, msg) in pool.unvalidated() {
+            if id.height > limit {
+                continue;
+            }
+            let verdict = if id.height.0 == 0 {
+                Verdict::Irrelevant
+            } else {
+                let r = match msg {
+                    M::RandomBeacon(b) => self.check_beacon(pool, b, &mut pass),
+                    M::RandomBeaconShare(s) => self.check_beacon_share(pool, s, &mut pass),
+                    M::RandomTape(t) => self.check_tape(pool, t, &mut pass),
+                    M::RandomTapeShare(s) => self.check_tape_share(pool, s, &mut pass),
+                    M::NotarizationShare(s) => self.check_multi_share(pool, v, s, &mut pass),
+                    M::FinalizationShare(s) => self.check_multi_share(pool, v, s, &mut pass),
+                    M::Notarization(n) => {
+                        let irrelevant =
+                            n.content.height.0 + 1 < self.next_batch_height.0 || pool.has_notarization(&n.content);
+                        self.check_multi(pool, n, irrelevant, &mut pass)
+                    }
+                    M::Finalization(f) => {
+                        let irrelevant = f.content.height < self.next_batch_height || pool.has_finalization(&f.content);
+                        self.check_multi(pool, f, irrelevant, &mut pass)
+                    }
+                    M::EquivocationProof(p) => self.check_proof(pool, v, p, &mut pass),
+                    M::BlockProposal(p) => self.check_proposal(pool, v, p, now, local, &mut pass, &mut out),
+                };
+                match r {
+                    Ok(()) => Verdict::Valid,
+                    Err(v) => v,
+                }
+            };
+            match verdict {
+                Verdict::Valid => out.push(ChangeAction::MoveToValidated(*id)),
+                Verdict::Invalid(reason) => out.push(ChangeAction::HandleInvalid(*id, reason)),
+                Verdict::Irrelevant => out.push(ChangeAction::RemoveFromUnvalidated(*id)),
+                Verdict::Defer => {}
+            }
+        }
+        if out.is_empty() {
+            self.validation_memo = Some(memo);
+        }
+        out
+    }
+
+    fn check_beacon(
+        &mut self,
+        pool: &ArtifactPool,
+        b: &ThresholdSignature<crate::types::RandomBeaconContent>,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = b.content.height;
+        let key = (ArtifactKind::RandomBeacon, h, CryptoHash::ZERO);
+        if pool.beacon(h).is_some() || pass.aggregates.contains(&key) {
+            return Err(Verdict::Irrelevant);
+        }
+        let prev = self.beacon_hash(pool, Height(h.0 - 1)).ok_or(Verdict::Defer)?;
+        if b.content.parent != prev {
+            return Err(InvalidArtifact::BeaconParentMismatch.into());
+        }
+        sig(self.crypto.verify_threshold(&b.content.signing_bytes(), &b.signature))?;
+        pass.aggregates.insert(key);
+        Ok(())
+    }
+
+    fn check_beacon_share(
+        &mut self,
+        pool: &ArtifactPool,
+        s: &Share<crate::types::RandomBeaconContent>,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = s.content.height;
+        if pool.beacon(h).is_some() {
+            return Err(Verdict::Irrelevant);
+        }
+        let prev = self.beacon_hash(pool, Height(h.0 - 1)).ok_or(Verdict::Defer)?;
+        if s.content.parent != prev {
+            return Err(InvalidArtifact::BeaconParentMismatch.into());
+        }
+        if !self.membership().contains(&s.signer) {
+            return Err(InvalidArtifact::NotEntitled(s.signer).into());
+        }
+        let key = (ArtifactKind::RandomBeaconShare, h, s.signer, CryptoHash::ZERO);
+        if pass.shares.contains(&key) || pool.beacon_shares_at(h).any(|x| x.signer == s.signer) {
+            return Err(Verdict::Irrelevant);
+        }
+        sig(self.crypto.verify_threshold_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
+        pass.shares.insert(key);
+        Ok(())
+    }
+
+    fn check_tape(
+        &mut self,
+        pool: &ArtifactPool,
+        t: &ThresholdSignature<crate::types::RandomTapeContent>,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = t.content.height;
+        let key = (ArtifactKind::RandomTape, h, CryptoHash::ZERO);
+        if h < self.next_batch_height || pool.tape(h).is_some() || pass.aggregates.contains(&key) {
+            return Err(Verdict::Irrelevant);
+        }
+        sig(self.crypto.verify_threshold(&t.content.signing_bytes(), &t.signature))?;
+        pass.aggregates.insert(key);
+        Ok(())
+    }
+
+    fn check_tape_share(
+        &mut self,
+        pool: &ArtifactPool,
+        s: &Share<crate::types::RandomTapeContent>,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = s.content.height;
+        if h < self.next_batch_height || pool.tape(h).is_some() {
+            return Err(Verdict::Irrelevant);
+        }
+        if !self.membership().contains(&s.signer) {
+            return Err(InvalidArtifact::NotEntitled(s.signer).into());
+        }
+        let key = (ArtifactKind::RandomTapeShare, h, s.signer, CryptoHash::ZERO);
+        if pass.shares.contains(&key) || pool.tape_shares_at(h).any(|x| x.signer == s.signer) {
+            return Err(Verdict::Irrelevant);
+        }
+        sig(self.crypto.verify_threshold_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
+        pass.shares.insert(key);
+        Ok(())
+    }
+
+    /// Notarization and finalization shares.
+    fn check_multi_share<T: SignedContent>(
+        &mut self,
+        pool: &ArtifactPool,
+        v: &View,
+        s: &Share<T>,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = s.content.height();
+        let ck = content_key(&s.content);
+        if h <= v.finalized || pass.aggregates.contains(&(T::AGGREGATE_KIND, h, ck)) {
+            return Err(Verdict::Irrelevant);
+        }
+        let exists = pool.validated_at(T::AGGREGATE_KIND, h).any(|m| match m {
+            M::Notarization(n) => content_key(&n.content) == ck,
+            M::Finalization(f) => content_key(&f.content) == ck,
+            _ => false,
+        });
+        if exists {
+            return Err(Verdict::Irrelevant);
+        }
+        let round = self.round(pool, h).ok_or(Verdict::Defer)?;
+        if !round.is_notary(&s.signer) {
+            return Err(InvalidArtifact::NotEntitled(s.signer).into());
+        }
+        let key = (T::SHARE_KIND, h, s.signer, ck);
+        let dup = pool.validated_at(T::SHARE_KIND, h).any(|m| match m {
+            M::NotarizationShare(x) => x.signer == s.signer && content_key(&x.content) == ck,
+            M::FinalizationShare(x) => x.signer == s.signer && content_key(&x.content) == ck,
+            _ => false,
+        });
+        if dup || pass.shares.contains(&key) {
+            return Err(Verdict::Irrelevant);
+        }
+        sig(self.crypto.verify_multi_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
+        pass.shares.insert(key);
+        Ok(())
+    }
+
+    /// Notarizations and finalizations.
+    fn check_multi<T: SignedContent>(
+        &mut self,
+        pool: &ArtifactPool,
+        m: &MultiSignature<T>,
+        irrelevant: bool,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = m.content.height();
+        let key = (T::AGGREGATE_KIND, h, content_key(&m.content));
+        if irrelevant || pass.aggregates.contains(&key) {
+            return Err(Verdict::Irrelevant);
+        }
+        let round = self.round(pool, h).ok_or(Verdict::Defer)?;
+        if m.signers.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(InvalidArtifact::UnsortedSigners.into());
+        }
+        if let Some(s) = m.signers.iter().find(|s| !round.is_notary(s)) {
+            return Err(InvalidArtifact::NotEntitled(*s).into());
+        }
+        let needed = self.membership().notarization_threshold();
+        if m.signers.len() < needed {
+            return Err(InvalidArtifact::NotEnoughSigners { got: m.signers.len(), needed }.into());
+        }
+        sig(self.crypto.verify_multi(&m.signers, &m.content.signing_bytes(), &m.signature))?;
+        pass.aggregates.insert(key);
+        Ok(())
+    }
+
+    fn check_proof(
+        &mut self,
+        pool: &ArtifactPool,
+        v: &View,
+        p: &EquivocationProof,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = p.height;
+        if h <= v.finalized
+            || pass.proofs.contains(&(h, p.signer))
+            || pool.equivocation_proofs_at(h).any(|x| x.signer == p.signer)
+        {
+            return Err(Verdict::Irrelevant);
+        }
+        if p.hash1 >= p.hash2 {
+            return Err(InvalidArtifact::ProofNotConflicting.into());
+        }
+        let round = self.round(pool, h).ok_or(Verdict::Defer)?;
+        if round.rank_of(&p.signer).is_none() {
+            return Err(InvalidArtifact::NotEntitled(p.signer).into());
+        }
+        sig(self.crypto.verify_basic(&p.signer, &BlockProposal::signing_bytes(h, &p.hash1), &p.signature1))?;
+        sig(self.crypto.verify_basic(&p.signer, &BlockProposal::signing_bytes(h, &p.hash2), &p.signature2))?;
+        pass.proofs.insert((h, p.signer));
+        Ok(())
+    }
+
+    /// Block proposals: parent notarized, maker's rank, signature,
+    /// equivocation, then (unless already notarized) context and payload.
+    #[allow(clippy::too_many_arguments)]
+    fn check_proposal<'a>(
+        &mut self,
+        pool: &'a ArtifactPool,
+        v: &View,
+        p: &'a BlockProposal,
+        now: Time,
+        local: &LocalState,
+        pass: &mut Pass<'a>,
+        out: &mut Vec<ChangeAction>,
+    ) -> Result<(), Verdict> {
+        let h = p.height();
+        let hash = p.hash();
+        let block = p.block();
+        if h < self.next_batch_height {
+            return Err(Verdict::Irrelevant);
+        }
+        let notarized = pool.is_notarized(h, &hash);
+        if h <= v.finalized && !notarized {
+            // Only the finalized chain matters below the finalized height,
+            // and its blocks come with notarizations.
+            return Err(Verdict::Defer);
+        }
+        let prev = Height(h.0 - 1);
+        let parent = pool.proposal(prev, &block.parent).ok_or(Verdict::Defer)?;
+        if !pool.is_notarized(prev, &block.parent) {
+            return Err(Verdict::Defer);
+        }
+        let round = self.round(pool, h).ok_or(Verdict::Defer)?;
+        let actual = round.rank_of(&p.signer());
+        if actual != Some(block.rank) {
+            return Err(InvalidArtifact::WrongRank { claimed: block.rank, actual }.into());
+        }
+        sig(self.crypto.verify_basic(&p.signer(), &BlockProposal::signing_bytes(h, &hash), p.signature()))?;
+
+        // Equivocation: a second block by the same maker at this height.
+        let signer = p.signer();
+        let earlier: Option<&BlockProposal> = pool
+            .proposals_at(h)
+            .find(|x| x.signer() == signer && x.hash() != hash)
+            .or_else(|| pass.proposals.get(&(h, signer)).and_then(|v| v.iter().copied().find(|x| x.hash() != hash)));
+        if let Some(other) = earlier
+            && !notarized
+        {
+            let known =
+                pass.proofs.contains(&(h, signer)) || pool.equivocation_proofs_at(h).any(|x| x.signer == signer);
+            if known {
+                // Two blocks of a disqualified maker are kept (enough to show
+                // the equivocation); more only if notarized.
+                return Err(Verdict::Defer);
+            }
+            if let Some(proof) = EquivocationProof::from_proposals(other, p) {
+                pass.proofs.insert((h, signer));
+                out.push(ChangeAction::AddToValidated(ConsensusMessage::EquivocationProof(proof)));
+            }
+        }
+
+        if !notarized {
+            self.check_context(pool, p, parent, now, local)?;
+        }
+        pass.proposals.entry((h, signer)).or_default().push(p);
+        Ok(())
+    }
+
+    /// Context and payload of a proposal that is not yet notarized.
+    fn check_context(
+        &mut self,
+        pool: &ArtifactPool,
+        p: &BlockProposal,
+        parent: &BlockProposal,
+        now: Time,
+        local: &LocalState,
+    ) -> Result<(), Verdict> {
+        let block = p.block();
+        let h = block.height;
+        let c = &block.context;
+        let pc = &parent.block().context;
+        if c.time <= pc.time {
+            return Err(InvalidArtifact::TimeNotIncreasing { time: c.time, parent: pc.time }.into());
+        }
+        if c.registry_version < pc.registry_version {
+            return Err(InvalidArtifact::RegistryVersionDecreasing.into());
+        }
+        if c.certified_height < pc.certified_height {
+            return Err(InvalidArtifact::CertifiedHeightDecreasing.into());
+        }
+        if c.certified_height >= h {
+            return Err(InvalidArtifact::CertifiedHeightTooHigh { certified: c.certified_height, height: h }.into());
+        }
+        let bytes = block.payload.byte_size();
+        if bytes > self.cfg.params.max_block_payload_bytes {
+            return Err(InvalidArtifact::PayloadTooLarge(bytes).into());
+        }
+        // Not wrong, just not yet acceptable here: wait for the local clock,
+        // registry and certification to catch up.
+        if c.time > now {
+            self.wake(c.time);
+            self.validation_wake = Some(self.validation_wake.map_or(c.time, |w| w.min(c.time)));
+            return Err(Verdict::Defer);
+        }
+        if c.registry_version > local.registry_version || c.certified_height > local.certified_height {
+            return Err(Verdict::Defer);
+        }
+        // Only undelivered ancestors: the handler heard of the rest.
+        let past = Self::ancestors(pool, parent.height(), parent.hash(), self.next_batch_height);
+        match self.payload.validate(&PayloadContext { height: h, context: c, past: &past }, &block.payload) {
+            Ok(()) => Ok(()),
+            Err(PayloadError::Invalid(e)) => Err(InvalidArtifact::Payload(e).into()),
+            Err(PayloadError::NotYet(_)) => Err(Verdict::Defer),
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Whole-subnet simulations: safety (no two finalized blocks at a height,
+//! delivered chains are prefixes of each other, a finalized block never has
+//! a notarized sibling, no ingress twice) and liveness (every correct node
+//! keeps finalizing after GST) for n = 1, 4, 7, 13 with up to f faulty
+//! nodes, under seeded delays, drops, partitions, crashes and Byzantine
+//! behaviour.
+//!
+//! Replay one failing run with `CAIRN_SIM_SEED=<seed> cargo test -p
+//! cairn-consensus --test simulation <test name>`; run more seeds with
+//! `CAIRN_SIM_SEEDS=<factor>` (multiplies every seed count).
+
+mod sim;
+
+use sim::{Byzantine, CryptoKind, Faults, Scenario, Sim, run_or_panic};
+
+/// The seeds a test runs: `count × CAIRN_SIM_SEEDS` seeds starting at
+/// `base`, or just `CAIRN_SIM_SEED` when replaying.
+fn seeds(base: u64, count: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("CAIRN_SIM_SEED") {
+        return vec![s.parse().expect("CAIRN_SIM_SEED must be a number")];
+    }
+    let factor: u64 = std::env::var("CAIRN_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    (base..base + count * factor).collect()
+}
+
+fn random_runs(n: usize, base: u64, count: u64, faults: &Faults) {
+    let (mut heights, mut steps, mut messages) = (0, 0, 0);
+    let seeds = seeds(base, count);
+    for &seed in &seeds {
+        let r = run_or_panic(Scenario::random(n, seed, faults));
+        heights += r.delivered.iter().max().copied().unwrap_or(0);
+        steps += r.steps;
+        messages += r.messages;
+    }
+    eprintln!("n={n}: {} seeds, {heights} heights finalized, {steps} steps, {messages} messages", seeds.len());
+}
+
+#[test]
+fn calm_subnets_finalize_quickly() {
+    for n in [1, 4, 7, 13] {
+        for seed in seeds(1, 2) {
+            let sc = Scenario::calm(n, seed);
+            let r = run_or_panic(sc);
+            // With an honest leader a round takes the notary delay plus a few
+            // message delays: well over 10 heights in 8 simulated seconds.
+            let min = *r.delivered.iter().min().unwrap();
+            assert!(min >= 10, "n={n} seed={seed}: only {min} heights ({:?})", r.delivered);
+            assert!(r.ingress_delivered > 0 || n == 0, "ingress flows into blocks");
+        }
+    }
+}
+
+#[test]
+fn n1_with_crashes() {
+    random_runs(1, 1_000, 30, &Faults { crashes: true, ..Faults::NONE });
+}
+
+#[test]
+fn n4_random_faults() {
+    random_runs(4, 10_000, 200, &Faults::ALL);
+}
+
+#[test]
+fn n7_random_faults() {
+    random_runs(7, 20_000, 60, &Faults::ALL);
+}
+
+#[test]
+fn n13_random_faults() {
+    random_runs(13, 30_000, 16, &Faults::ALL);
+}
+
+#[test]
+fn network_faults_without_byzantine_nodes() {
+    let faults = Faults { byzantine: false, ..Faults::ALL };
+    random_runs(4, 40_000, 40, &faults);
+    random_runs(7, 41_000, 12, &faults);
+}
+
+/// Each Byzantine behaviour alone, by f nodes, must not break safety or
+/// liveness.
+#[test]
+fn each_byzantine_mode_by_f_nodes() {
+    let modes = [
+        Byzantine { equivocate: true, ..Byzantine::default() },
+        Byzantine { invalid_blocks: true, ..Byzantine::default() },
+        Byzantine { bad_shares: true, ..Byzantine::default() },
+        Byzantine { withhold_shares: true, ..Byzantine::default() },
+        Byzantine { reckless: true, ..Byzantine::default() },
+        Byzantine { late_proposals: true, ..Byzantine::default() },
+        Byzantine { equivocate: true, reckless: true, withhold_shares: true, ..Byzantine::default() },
+        Byzantine { late_proposals: true, reckless: true, ..Byzantine::default() },
+    ];
+    for n in [4, 7] {
+        for (m, mode) in modes.iter().enumerate() {
+            for seed in seeds(50_000 + 100 * m as u64 + n as u64 * 1000, 4) {
+                let mut sc = Scenario::random(n, seed, &Faults { drops: true, ..Faults::NONE });
+                for b in 0..sc::faults(n) {
+                    sc.byzantine.insert(b * 2, mode.clone());
+                }
+                sc.min_progress = 3;
+                run_or_panic(sc);
+            }
+        }
+    }
+}
+
+mod sc {
+    pub fn faults(n: usize) -> usize {
+        cairn_consensus::faults_tolerated(n)
+    }
+}
+
+/// Equivocating leaders actually get caught: proofs are produced.
+#[test]
+fn equivocation_is_detected() {
+    let mut proofs = 0;
+    for seed in seeds(60_000, 10) {
+        let mut sc = Scenario::calm(4, seed);
+        sc.byzantine.insert(0, Byzantine { equivocate: true, ..Byzantine::default() });
+        sc.end_ms = 15_000;
+        sc.min_progress = 3;
+        proofs += run_or_panic(sc).equivocation_proofs;
+    }
+    assert!(proofs > 0, "no equivocation proof in 10 runs");
+}
+
+#[test]
+fn real_crypto_calm() {
+    // Real BLS (threshold and multi-signatures) and Ed25519 end to end.
+    for n in [4, 7] {
+        let mut sc = Scenario::calm(n, 7);
+        sc.crypto = CryptoKind::Real;
+        sc.end_ms = 3_000;
+        let r = run_or_panic(sc);
+        assert!(*r.delivered.iter().min().unwrap() >= 3, "n={n}: {:?}", r.delivered);
+    }
+}
+
+#[test]
+fn real_crypto_with_faults() {
+    // A Byzantine node with invalid (really unverifiable) shares that also
+    // equivocates, plus crashes and partitions before GST.
+    for seed in seeds(70_000, 2) {
+        let mut sc = Scenario::random(4, seed, &Faults::ALL);
+        sc.crypto = CryptoKind::Real;
+        sc.byzantine.clear();
+        sc.byzantine.insert(1, Byzantine { equivocate: true, bad_shares: true, ..Byzantine::default() });
+        sc.gst_ms = 2_000;
+        sc.end_ms = 8_000;
+        sc.crashes.retain(|c| c.node != 1 && c.at_ms < 1_000 && c.restart_ms.is_some_and(|r| r < 2_000));
+        sc.partitions.retain(|p| p.to_ms < 2_000);
+        sc.min_progress = 3;
+        run_or_panic(sc);
+    }
+}
+
+#[test]
+fn replay_is_deterministic() {
+    for seed in seeds(80_000, 3) {
+        let a = Sim::new(Scenario::random(7, seed, &Faults::ALL)).run().unwrap();
+        let b = Sim::new(Scenario::random(7, seed, &Faults::ALL)).run().unwrap();
+        assert_eq!(a.chain_digest, b.chain_digest);
+        assert_eq!(a.delivered, b.delivered);
+        assert_eq!(a.messages, b.messages);
+        assert_eq!(a.steps, b.steps);
+    }
+}
+
+/// With the subnet split so that no side has 2f+1 nodes nothing is
+/// finalized, and progress resumes once the partition heals.
+#[test]
+fn no_progress_without_quorum_then_recovery() {
+    for seed in seeds(90_000, 4) {
+        let n = 4;
+        let mut sc = Scenario::calm(n, seed);
+        sc.partitions.push(sim::Partition { from_ms: 2_000, to_ms: 8_000, side: vec![true, true, false, false] });
+        sc.gst_ms = 8_000;
+        sc.end_ms = 16_000;
+        let mut s = Sim::new(sc);
+        assert!(s.run_until(2_500));
+        let before = s.delivered_heights();
+        assert!(s.run_until(8_000));
+        let during = s.delivered_heights();
+        // In-flight artifacts may finish at most a height or two.
+        for i in 0..n {
+            assert!(during[i] <= before[i] + 2, "seed {seed}: progress without quorum {before:?} → {during:?}");
+        }
+        let report = s.run().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        for i in 0..n {
+            assert!(
+                report.delivered[i] >= during[i] + 5,
+                "seed {seed}: no recovery {during:?} → {:?}",
+                report.delivered
+            );
+        }
+    }
+}
+
+/// A 7-node subnet split 5/2: the side with 2f+1 = 5 keeps finalizing, the
+/// other stalls, and catches up after healing.
+#[test]
+fn majority_side_progresses() {
+    for seed in seeds(91_000, 3) {
+        let mut sc = Scenario::calm(7, seed);
+        sc.partitions.push(sim::Partition {
+            from_ms: 1_000,
+            to_ms: 6_000,
+            side: vec![true, true, true, true, true, false, false],
+        });
+        sc.gst_ms = 6_000;
+        sc.end_ms = 14_000;
+        let mut s = Sim::new(sc);
+        assert!(s.run_until(1_500));
+        let before = s.delivered_heights();
+        assert!(s.run_until(6_000));
+        let during = s.delivered_heights();
+        for i in 0..5 {
+            assert!(during[i] >= before[i] + 5, "seed {seed}: majority stalled {before:?} → {during:?}");
+        }
+        for i in 5..7 {
+            assert!(during[i] <= before[i] + 2, "seed {seed}: minority progressed {before:?} → {during:?}");
+        }
+        s.run().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
