@@ -374,6 +374,11 @@ pub fn combine(threshold: usize, shares: &[(NodeIndex, Signature)]) -> Result<Si
     if chosen.len() < threshold {
         return Err(BlsError::NotEnoughShares { threshold, got: chosen.len() });
     }
+    if let [(_, sig)] = chosen.as_slice() {
+        // Threshold 1: the polynomial is constant, every share is the
+        // signature itself (λ = 1); skip a full scalar multiplication.
+        return Ok(**sig);
+    }
     let mut acc = G1Projective::identity();
     for (i, (xi, sig)) in chosen.iter().enumerate() {
         let mut num = Scalar::one();
@@ -571,6 +576,12 @@ mod tests {
         let (coeffs, shares) = generate_threshold_keys([9; 32], 1, 1).unwrap();
         let sig = combine(1, &[(0, shares[0].sign(b"m"))]).unwrap();
         coeffs.group_public_key().verify(b"m", &sig).unwrap();
+        // Threshold 1 of 4: any single share is the group signature.
+        let (coeffs, shares) = generate_threshold_keys([7; 32], 1, 4).unwrap();
+        for (i, share) in shares.iter().enumerate() {
+            let sig = combine(1, &[(i as NodeIndex, sign_share(share, b"m"))]).unwrap();
+            coeffs.group_public_key().verify(b"m", &sig).unwrap();
+        }
     }
 
     #[test]
