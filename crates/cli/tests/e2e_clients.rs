@@ -9,7 +9,7 @@
 //! the client run, and then checks with ic-agent that the counter moved by
 //! exactly the increments the client reports.
 
-use cairn_e2e::LocalNetwork;
+use cairn_e2e::{LocalNetwork, mgmt};
 use candid::{Decode, Encode, Principal};
 use ic_agent::Agent;
 use std::io::Read;
@@ -28,57 +28,15 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 
 const SETUP_HINT: &str = "run scripts/setup.sh (it installs the client libraries the client tests need)";
 
-#[derive(candid::CandidType, candid::Deserialize)]
-struct CreateArgs {
-    amount: Option<candid::Nat>,
-}
-
-#[derive(candid::CandidType, candid::Deserialize)]
-struct CreateResult {
-    canister_id: Principal,
-}
-
-#[derive(candid::CandidType, candid::Deserialize)]
-struct InstallArgs {
-    mode: InstallMode,
-    canister_id: Principal,
-    #[serde(with = "serde_bytes")]
-    wasm_module: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    arg: Vec<u8>,
-}
-
-#[derive(candid::CandidType, candid::Deserialize)]
-enum InstallMode {
-    #[serde(rename = "install")]
-    Install,
-}
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root")
 }
 
 /// Creates a canister, installs the counter and sets it to [`START`].
 async fn install_counter(agent: &Agent) -> Principal {
-    let mgmt = Principal::management_canister();
-    let any = Principal::from_text("bkyz2-fmaaa-aaaaa-qaaaq-cai").unwrap();
-    let bytes = agent
-        .update(&mgmt, "provisional_create_canister_with_cycles")
-        .with_effective_canister_id(any)
-        .with_arg(Encode!(&CreateArgs { amount: Some(candid::Nat::from(100_000_000_000_000u128)) }).unwrap())
-        .await
-        .expect("provisional_create_canister_with_cycles");
-    let id = Decode!(&bytes, CreateResult).unwrap().canister_id;
-    let install = InstallArgs {
-        mode: InstallMode::Install,
-        canister_id: id,
-        wasm_module: cairn_test_canisters::COUNTER.to_vec(),
-        arg: Encode!().unwrap(),
-    };
-    agent
-        .update(&mgmt, "install_code")
-        .with_effective_canister_id(id)
-        .with_arg(Encode!(&install).unwrap())
+    let id =
+        mgmt::create_canister(agent, 100_000_000_000_000, None).await.expect("provisional_create_canister_with_cycles");
+    mgmt::install_code(agent, id, mgmt::InstallMode::Install, cairn_test_canisters::COUNTER, &Encode!().unwrap())
         .await
         .expect("install_code");
     agent.update(&id, "set").with_arg(Encode!(&START).unwrap()).await.expect("set");

@@ -23,7 +23,7 @@
 //! the same code can run on the replicated path.
 
 pub mod bls;
-mod cbor;
+pub mod cbor;
 pub mod certificate;
 mod der;
 pub mod hash_tree;

@@ -11,8 +11,9 @@
 
 use ciborium::Value as Cbor;
 
-/// The CBOR self-describe tag (`d9d9f7`), which prefixes every response.
-pub const SELF_DESCRIBE_TAG: u64 = 55799;
+/// The self-describe tag (prefixes every response), untagging and tagged
+/// encoding are the ones the certificate code uses.
+pub use cairn_crypto::cbor::{SELF_DESCRIBE_TAG, encode_tagged, untag};
 
 /// Bounds for [`check_structure`].
 #[derive(Clone, Copy, Debug)]
@@ -178,26 +179,6 @@ pub fn decode(bytes: &[u8], limits: StructureLimits) -> Result<Cbor, CborError> 
         return Err(CborError::TrailingBytes(rest.len()));
     }
     Ok(value)
-}
-
-/// Removes any number of self-describe tags around a value.
-pub fn untag(mut value: &Cbor) -> &Cbor {
-    while let Cbor::Tag(SELF_DESCRIBE_TAG, inner) = value {
-        value = inner;
-    }
-    value
-}
-
-/// Encodes a value with the self-describe tag in front (every response).
-pub fn encode_tagged(value: Cbor) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail and the values we build are always
-    // serialisable, so an error here would be a bug; answer with an empty
-    // body rather than panic in a request handler.
-    if ciborium::ser::into_writer(&Cbor::Tag(SELF_DESCRIBE_TAG, Box::new(value)), &mut out).is_err() {
-        out.clear();
-    }
-    out
 }
 
 /// A CBOR map with text keys, in the given order.
