@@ -128,9 +128,10 @@ pub struct IngressInfo {
 
 /// The node's ingress pool, seen from consensus.
 pub trait IngressSource {
-    /// Decodes a message: its id and expiry, or why it is unacceptable
-    /// (malformed, bad signature). Must be deterministic.
-    fn inspect(&self, message: &[u8]) -> Result<IngressInfo, String>;
+    /// Decodes a message: its id and expiry, or why it is unacceptable in a
+    /// block at `time` (malformed, bad signature, expired delegation). Must
+    /// be deterministic: the same bytes and time always give the same answer.
+    fn inspect(&self, message: &[u8], time: Time) -> Result<IngressInfo, String>;
     /// Messages to offer for a block at `time`, best first. The handler
     /// filters and truncates them to the limits.
     fn candidates(&mut self, time: Time) -> Vec<Vec<u8>>;
@@ -209,7 +210,9 @@ impl<S: IngressSource> IngressPayloadHandler<S> {
             return v.clone();
         }
         // Ancestors were validated, so every message decodes.
-        let v: Vec<IngressInfo> = block.payload.messages.iter().filter_map(|m| self.source.inspect(m).ok()).collect();
+        let time = block.context.time;
+        let v: Vec<IngressInfo> =
+            block.payload.messages.iter().filter_map(|m| self.source.inspect(m, time).ok()).collect();
         self.parsed.insert((height, hash), v.clone());
         v
     }
@@ -246,7 +249,7 @@ impl<S: IngressSource> PayloadHandler for IngressPayloadHandler<S> {
             if bytes + m.len() as u64 > self.limits.max_bytes {
                 continue;
             }
-            let Ok(info) = self.source.inspect(&m) else { continue };
+            let Ok(info) = self.source.inspect(&m, time) else { continue };
             if info.expiry < time || info.expiry > horizon || self.finalized.contains_key(&info.id) {
                 continue;
             }
@@ -279,7 +282,7 @@ impl<S: IngressSource> PayloadHandler for IngressPayloadHandler<S> {
         let past = self.ids_in_past(ctx);
         let mut here = BTreeSet::new();
         for m in &payload.messages {
-            let info = self.source.inspect(m).map_err(PayloadError::Invalid)?;
+            let info = self.source.inspect(m, time).map_err(PayloadError::Invalid)?;
             if info.expiry < time {
                 return Err(PayloadError::Invalid(format!("message {} expired", info.id)));
             }
@@ -332,7 +335,7 @@ mod tests {
     }
 
     impl IngressSource for Src {
-        fn inspect(&self, m: &[u8]) -> Result<IngressInfo, String> {
+        fn inspect(&self, m: &[u8], _time: Time) -> Result<IngressInfo, String> {
             if m.len() < 9 {
                 return Err("short".into());
             }

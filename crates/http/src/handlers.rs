@@ -5,7 +5,7 @@ use crate::config::{HttpConfig, IC_API_VERSION};
 use crate::envelope::{CanisterCall, Envelope, RequestType, decode_envelope};
 use crate::error::HttpError;
 use crate::metrics::{HttpMetrics, encode as encode_metrics};
-use crate::node_api::{NodeApi, SubmitError};
+use crate::node_api::{NodeApi, SignedIngress, SubmitError};
 use crate::permissions::{ApiVersion, ReadStateRequest, check_paths};
 use crate::validate::{
     Target, auth_error, authenticate_envelope, check_canister_ecid, check_expiry, check_subnet_request,
@@ -318,7 +318,12 @@ async fn call(app: &AppState, target: Target, mode: CallMode, body: &[u8]) -> Re
                 }
             });
         }
-        app.node.submit_ingress(ingress).map_err(|e| match e {
+        let signed = SignedIngress {
+            envelope: body.to_vec(),
+            effective_principal: target.principal(),
+            subnet_target: matches!(target, Target::Subnet(_)),
+        };
+        app.node.submit_ingress(ingress, signed).map_err(|e| match e {
             SubmitError::PoolFull => {
                 HttpError::TooManyRequests(format!("The node's ingress pool is full; retry request {rid} later."))
             }

@@ -64,7 +64,7 @@ pub mod validate;
 pub use config::{HttpConfig, IC_API_VERSION};
 pub use error::HttpError;
 pub use metrics::Metrics;
-pub use node_api::{BoxFuture, NodeApi, NodeInfo, SubmitError};
+pub use node_api::{BoxFuture, NodeApi, NodeInfo, SignedIngress, SubmitError};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -38,6 +38,20 @@ pub enum SubmitError {
     ShuttingDown,
 }
 
+/// An update call exactly as the client signed it, so that other nodes can
+/// verify it themselves before it goes into a block: the nodes of a subnet
+/// never trust each other's word that a request was authentic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedIngress {
+    /// The request body (a CBOR envelope), byte for byte.
+    pub envelope: Vec<u8>,
+    /// The effective canister id from the URL, or the effective subnet id
+    /// for subnet endpoints.
+    pub effective_principal: cairn_types::Principal,
+    /// Whether it arrived at a subnet endpoint (`/api/vN/subnet/<esid>/call`).
+    pub subnet_target: bool,
+}
+
 /// The node as the HTTP layer sees it.
 pub trait NodeApi: Send + Sync + 'static {
     /// Static facts.
@@ -58,8 +72,10 @@ pub trait NodeApi: Send + Sync + 'static {
     fn check_ingress(&self, ingress: Ingress) -> BoxFuture<'static, Result<(), UserError>>;
 
     /// Puts a fully validated message (signature, expiry, admission checked)
-    /// into the ingress pool. Duplicates are accepted and ignored.
-    fn submit_ingress(&self, ingress: Ingress) -> Result<(), SubmitError>;
+    /// into the ingress pool, with the signed request it came from (which a
+    /// multi-node subnet gossips to its peers). Duplicates are accepted and
+    /// ignored.
+    fn submit_ingress(&self, ingress: Ingress, signed: SignedIngress) -> Result<(), SubmitError>;
 
     /// Executes a query on `state`; the node hands the data certificate of
     /// that state to the called canister.

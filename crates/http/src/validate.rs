@@ -167,6 +167,46 @@ pub fn authenticate_envelope(envelope: &Envelope, now: u64, root_key_der: &[u8])
         .map_err(|e| auth_error(&envelope.request_id, e))
 }
 
+/// Validates a signed update call as a block validator does: decodes the
+/// envelope, applies the effective-id and size rules, and authenticates it
+/// at the block's `time` (delegations must not have expired by then). The
+/// request's own expiry is left to the caller (consensus checks it against
+/// the block time). Deterministic: the same bytes and time always give the
+/// same answer on every node.
+pub fn ingress_from_signed(
+    signed: &crate::SignedIngress,
+    time: Time,
+    root_key_der: &[u8],
+    max_payload_bytes: usize,
+) -> Result<cairn_types::messages::Ingress, HttpError> {
+    let envelope =
+        crate::envelope::decode_envelope(&signed.envelope).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let crate::envelope::RequestBody::Call(call) = &envelope.body else {
+        return Err(HttpError::BadRequest(format!("expected a call, found a {}", envelope.request_type().as_str())));
+    };
+    let size = call.method_name.len() + call.arg.len();
+    if size > max_payload_bytes {
+        return Err(HttpError::PayloadTooLarge(format!("method name and argument take {size} bytes")));
+    }
+    if signed.subnet_target {
+        check_subnet_request(call, false)?;
+    } else {
+        check_canister_ecid(call, CanisterId(signed.effective_principal), false)?;
+    }
+    let outcome = authenticate_envelope(&envelope, time.as_nanos(), root_key_der)?;
+    outcome.check_target(&call.canister_id.get(), true).map_err(|e| auth_error(&envelope.request_id, e))?;
+    Ok(cairn_types::messages::Ingress {
+        source: envelope.sender,
+        receiver: call.canister_id,
+        effective_canister_id: CanisterId(signed.effective_principal),
+        method_name: call.method_name.clone(),
+        method_payload: call.arg.clone(),
+        message_id: envelope.request_id,
+        expiry_time: Time::from_nanos(envelope.ingress_expiry),
+        sender_info: outcome.sender_info,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,16 +12,18 @@
 //! node only through [`cairn_http::NodeApi`], implemented by [`NodeHandle`].
 
 pub mod block;
+pub mod certification;
 pub mod checkpoint;
 pub mod ingress_pool;
 pub mod metrics;
 mod query_pool;
 pub mod replica;
 pub mod store;
+pub mod subnet;
 
 use cairn_crypto::node_key::NodeSigningKey;
 use cairn_execution::{ExecutionConfig, ExecutionEnvironment, Query};
-use cairn_http::{BoxFuture, NodeApi, NodeInfo, SubmitError};
+use cairn_http::{BoxFuture, NodeApi, NodeInfo, SignedIngress, SubmitError};
 use cairn_registry::{NodeSecrets, Registry};
 use cairn_state::{ReplicatedState, SystemMetadata};
 use cairn_state_manager::{CertifiedState, StateTreeBuilder, SubnetTreeInfo};
@@ -37,6 +39,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use store::BlockStore;
+use subnet::SubnetSettings;
+use subnet::driver::{DriverEvent, DriverShared};
+use subnet::ingress::WireIngress;
 
 /// Why the node could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,8 @@ pub enum NodeError {
     Recovery(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("p2p: {0}")]
+    P2p(String),
 }
 
 /// How to run a node.
@@ -68,6 +75,8 @@ pub struct NodeConfig {
     pub replica: ReplicaParams,
     pub pool: PoolLimits,
     pub query_threads: usize,
+    /// Settings used when the node's subnet has more than one member.
+    pub subnet: SubnetSettings,
 }
 
 impl NodeConfig {
@@ -87,6 +96,7 @@ impl NodeConfig {
             },
             pool: PoolLimits::default(),
             query_threads: 2,
+            subnet: SubnetSettings::default(),
         }
     }
 }
@@ -100,9 +110,18 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
 }
 
+/// Where accepted ingress goes.
+enum IngressSink {
+    /// The single node's own pool.
+    Solo,
+    /// The consensus thread (which gossips it to the peers).
+    Subnet(crossbeam_channel::Sender<DriverEvent>),
+}
+
 /// The node as the HTTP layer uses it.
 pub struct NodeHandle {
     shared: Arc<Shared>,
+    sink: IngressSink,
     info: NodeInfo,
     signing_key: NodeSigningKey,
     jobs: crossbeam_channel::Sender<query_pool::Job>,
@@ -114,6 +133,14 @@ pub struct Node {
     handle: Arc<NodeHandle>,
     threads: Vec<std::thread::JoinHandle<()>>,
     checkpoint_thread: Option<std::thread::JoinHandle<()>>,
+    /// Multi-node subnets: the consensus thread, its flags and the p2p runtime.
+    subnet: Option<SubnetParts>,
+}
+
+struct SubnetParts {
+    driver_thread: std::thread::JoinHandle<()>,
+    driver_shared: Arc<DriverShared>,
+    runtime: tokio::runtime::Runtime,
 }
 
 fn genesis_state(registry: &Registry, subnet: &cairn_registry::SubnetRecord) -> ReplicatedState {
@@ -174,7 +201,7 @@ impl Node {
             threshold: subnet.threshold,
         };
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
-        let mut replica = Replica {
+        let replica = Replica {
             env,
             state,
             last_block_hash,
@@ -187,23 +214,6 @@ impl Node {
             checkpoint_tx,
             metrics: metrics.clone(),
         };
-        // Recovery executes Wasm, so it runs on an execution thread too.
-        let replica_thread = cairn_wasm::spawn_execution_thread("replica".into(), move || match replica.recover() {
-            Ok(()) => replica.run(),
-            Err(e) => {
-                tracing::error!("{e}");
-                replica.shared.shutdown.store(true, Ordering::Release);
-                replica.shared.certified_tx.send_replace(Height(u64::MAX));
-            }
-        })?;
-        // Wait until the restored state is certified (or recovery failed).
-        while shared.certified.read().is_none() && !shared.shutdown.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        if shared.certified.read().is_none() {
-            let _ = replica_thread.join();
-            return Err(NodeError::Recovery("the replica did not come up; see the log".into()));
-        }
         let (jobs, query_threads) = query_pool::start(config.query_threads, config.execution.clone(), engine)?;
         let checkpoint_thread = {
             let (checkpoints, store, metrics) = (checkpoints.clone(), store.clone(), metrics.clone());
@@ -218,10 +228,16 @@ impl Node {
             node_id,
             impl_version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        let handle = Arc::new(NodeHandle { shared, info, signing_key, jobs, metrics });
+        let (replica_thread, sink, subnet_parts) = if subnet.members.len() == 1 {
+            (start_solo(replica)?, IngressSink::Solo, None)
+        } else {
+            let (thread, driver_tx, parts) = start_subnet(&config, &subnet, replica)?;
+            (thread, IngressSink::Subnet(driver_tx), Some(parts))
+        };
+        let handle = Arc::new(NodeHandle { shared, sink, info, signing_key, jobs, metrics });
         let mut threads = vec![replica_thread];
         threads.extend(query_threads);
-        Ok(Node { handle, threads, checkpoint_thread: Some(checkpoint_thread) })
+        Ok(Node { handle, threads, checkpoint_thread: Some(checkpoint_thread), subnet: subnet_parts })
     }
 
     /// The handle the HTTP layer uses.
@@ -239,6 +255,11 @@ impl Node {
     pub fn shutdown(mut self) {
         self.handle.shared.shutdown.store(true, Ordering::Release);
         self.handle.shared.wake.notify_all();
+        if let Some(parts) = self.subnet.take() {
+            parts.driver_shared.shutdown.store(true, Ordering::Release);
+            let _ = parts.driver_thread.join();
+            parts.runtime.shutdown_timeout(Duration::from_secs(1));
+        }
         // Query threads stop when the last sender of their queue is dropped;
         // the HTTP layer may still hold handles, so only the replica is joined.
         if let Some(replica) = (!self.threads.is_empty()).then(|| self.threads.remove(0)) {
@@ -246,6 +267,225 @@ impl Node {
         }
         drop(self.checkpoint_thread.take());
     }
+}
+
+/// Runs the single-node agreement step: the replica makes its own blocks.
+/// Returns once the restored state is certified.
+fn start_solo(mut replica: Replica) -> Result<std::thread::JoinHandle<()>, NodeError> {
+    let shared = replica.shared.clone();
+    // Recovery executes Wasm, so it runs on an execution thread too.
+    let thread = cairn_wasm::spawn_execution_thread("replica".into(), move || match replica.recover() {
+        Ok(()) => replica.run(),
+        Err(e) => {
+            tracing::error!("{e}");
+            replica.shared.shutdown.store(true, Ordering::Release);
+            replica.shared.certified_tx.send_replace(Height(u64::MAX));
+        }
+    })?;
+    // Wait until the restored state is certified (or recovery failed).
+    while shared.certified.read().is_none() && !shared.shutdown.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if shared.certified.read().is_none() {
+        let _ = thread.join();
+        return Err(NodeError::Recovery("the replica did not come up; see the log".into()));
+    }
+    Ok(thread)
+}
+
+/// The consensus view of the registry: members, keys, genesis.
+fn consensus_setup(
+    config: &NodeConfig,
+    subnet: &cairn_registry::SubnetRecord,
+) -> Result<(cairn_consensus::ConsensusConfig, cairn_consensus::BlsCrypto), NodeError> {
+    use cairn_consensus::{BlsCrypto, ConsensusConfig, Genesis, Membership, NodeSecretKeys, SubnetPublicKeys};
+    use cairn_crypto::bls;
+    let crypto_err = |e: &dyn std::fmt::Display| NodeError::Crypto(e.to_string());
+    let registry = &config.registry;
+    let membership = Membership::new(subnet.members.iter().copied()).map_err(|e| crypto_err(&e))?;
+    if membership.nodes() != subnet.members.as_slice() {
+        return Err(NodeError::Crypto("the registry lists the subnet's members out of node-id order".into()));
+    }
+    let mut signing_keys = std::collections::BTreeMap::new();
+    let mut multisig_keys = std::collections::BTreeMap::new();
+    for node in &subnet.members {
+        let record = registry.nodes.get(node).ok_or(cairn_registry::RegistryError::UnknownNode(*node))?;
+        let der = &record.signing_key_der;
+        let raw: [u8; 32] = der
+            .get(der.len().saturating_sub(32)..)
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| NodeError::Crypto(format!("node {node} has a malformed signing key")))?;
+        signing_keys.insert(*node, raw);
+        let pk = bls::PublicKey::from_bytes(&record.multisig_public_key).map_err(|e| crypto_err(&e))?;
+        let pop = bls::Signature::from_bytes(&record.multisig_pop).map_err(|e| crypto_err(&e))?;
+        multisig_keys.insert(*node, (pk, pop));
+    }
+    let beacon = bls::PublicCoefficients::from_bytes(&subnet.beacon_public_coefficients).map_err(|e| crypto_err(&e))?;
+    let public =
+        SubnetPublicKeys::new(membership.clone(), signing_keys, multisig_keys, &beacon).map_err(|e| crypto_err(&e))?;
+    let secrets = NodeSecretKeys {
+        signing: config.secrets.signing_key(),
+        multisig: config.secrets.multisig_secret()?,
+        threshold_share: Some(config.secrets.beacon_key()?),
+    };
+    let seed: [u8; 32] = subnet
+        .genesis_random_seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| NodeError::Crypto("the genesis random seed is not 32 bytes".into()))?;
+    let params = cairn_consensus::ConsensusParams {
+        unit_delay: Duration::from_millis(subnet.consensus.unit_delay_ms),
+        initial_notary_delay: Duration::from_millis(subnet.consensus.initial_notary_delay_ms),
+        purge_margin: config.subnet.purge_margin,
+        max_block_payload_bytes: subnet.consensus.max_ingress_bytes_per_block as u64,
+        ..Default::default()
+    };
+    let cfg = ConsensusConfig {
+        node_id: config.secrets.node_id,
+        membership: Arc::new(membership),
+        params,
+        genesis: Genesis {
+            time: cairn_types::Time::from_nanos(subnet.genesis_time_nanos),
+            registry_version: registry.version,
+            random_seed: seed,
+        },
+    };
+    Ok((cfg, BlsCrypto::new(secrets, Arc::new(public))))
+}
+
+/// Starts a member of a multi-node subnet: p2p, the replica (after replaying
+/// its block log) and the consensus thread. Returns without waiting for a
+/// certified state: that needs the peers.
+fn start_subnet(
+    config: &NodeConfig,
+    subnet: &cairn_registry::SubnetRecord,
+    replica: Replica,
+) -> Result<(std::thread::JoinHandle<()>, crossbeam_channel::Sender<DriverEvent>, SubnetParts), NodeError> {
+    let metrics = replica.metrics.clone();
+    use cairn_consensus::{ArtifactPool, Consensus, IngressInfo, IngressLimits, IngressPayloadHandler};
+    use subnet::PeerMessage;
+    let node_id = config.secrets.node_id;
+    let registry = &config.registry;
+    let (consensus_config, crypto) = consensus_setup(config, subnet)?;
+    let own = registry.nodes.get(&node_id).ok_or(cairn_registry::RegistryError::UnknownNode(node_id))?;
+    let peers = subnet
+        .members
+        .iter()
+        .filter(|n| **n != node_id)
+        .filter_map(|n| registry.nodes.get(n).map(|r| (*n, r.p2p_addr)))
+        .collect();
+    let mut transport_config = cairn_p2p::TransportConfig::new(
+        config.subnet.p2p_listen.unwrap_or(own.p2p_addr),
+        config.secrets.signing_key(),
+        peers,
+        subnet.members.iter().copied().collect(),
+    );
+    transport_config.link_delay = config.subnet.link_delay;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("p2p").enable_all().build()?;
+    let (transport, mut inbound) = {
+        let _guard = runtime.enter();
+        cairn_p2p::Transport::<PeerMessage>::start(transport_config).map_err(|e| NodeError::P2p(e.to_string()))?
+    };
+    let (driver_tx, driver_rx) = crossbeam_channel::bounded::<DriverEvent>(100_000);
+    let (peer_tx, peer_rx) = crossbeam_channel::bounded(100_000);
+    let (blocks_tx, blocks_rx) = crossbeam_channel::unbounded();
+    {
+        // Route what peers send: certification to the replica, the rest to consensus.
+        let driver_tx = driver_tx.clone();
+        runtime.spawn(async move {
+            while let Some((from, message)) = inbound.recv().await {
+                match message {
+                    PeerMessage::CertificationShare(_) | PeerMessage::Certification(_) => {
+                        let _ = peer_tx.try_send((from, message));
+                    }
+                    PeerMessage::Status(status) => {
+                        let _ = peer_tx.try_send((from, PeerMessage::Status(status)));
+                        let _ = driver_tx.try_send(DriverEvent::Peer(from, message));
+                    }
+                    _ => {
+                        let _ = driver_tx.try_send(DriverEvent::Peer(from, message));
+                    }
+                }
+            }
+        });
+    }
+    let driver_shared = Arc::new(DriverShared {
+        shutdown: AtomicBool::new(false),
+        certified_height: std::sync::atomic::AtomicU64::new(0),
+    });
+    let coefficients = cairn_crypto::bls::PublicCoefficients::from_bytes(&subnet.public_coefficients)
+        .map_err(|e| NodeError::Crypto(e.to_string()))?;
+    let subnet_replica = replica::SubnetReplica {
+        pool: certification::CertificationPool::new(&coefficients, subnet.members.len()),
+        replica,
+        blocks: blocks_rx,
+        peer_messages: peer_rx,
+        transport: transport.clone(),
+        driver: driver_tx.clone(),
+        driver_shared: driver_shared.clone(),
+        wrong_state_hash_from: config.subnet.wrong_state_hash_from,
+        uncertified: Default::default(),
+        diverged: false,
+        peer_certified: Default::default(),
+    };
+    // Replay the block log first: consensus resumes above the executed height.
+    let (recovered_tx, recovered_rx) = crossbeam_channel::bounded(1);
+    let replica_thread = cairn_wasm::spawn_execution_thread("replica".into(), move || {
+        let mut subnet_replica = subnet_replica;
+        match subnet_replica.replica.replay_log() {
+            Ok(()) => {
+                let state = &subnet_replica.replica.state;
+                let history: Vec<IngressInfo> = state
+                    .metadata
+                    .ingress_history
+                    .iter()
+                    .map(|(id, status)| IngressInfo { id: *id, expiry: status.expiry_time })
+                    .collect();
+                let _ = recovered_tx.send(Ok((state.metadata.height, history)));
+                subnet_replica.run();
+            }
+            Err(e) => {
+                let _ = recovered_tx.send(Err(e));
+            }
+        }
+    })?;
+    let (executed, history) =
+        recovered_rx.recv().map_err(|_| NodeError::Recovery("the replica thread died during recovery".into()))??;
+    tracing::info!(height = %executed, members = subnet.members.len(), "replica recovered; joining the subnet");
+    let store = subnet::artifact_store::ArtifactStore::open(&config.data_dir.join("consensus_pool.redb"))
+        .map_err(|e| NodeError::Recovery(e.to_string()))?;
+    let pool =
+        ArtifactPool::restore(&consensus_config.genesis, store.load().map_err(|e| NodeError::Recovery(e.to_string()))?);
+    let limits = IngressLimits {
+        max_messages: subnet.consensus.max_ingress_messages_per_block,
+        max_bytes: subnet.consensus.max_ingress_bytes_per_block as u64,
+        ..IngressLimits::default()
+    };
+    let source = subnet::ingress::SubnetIngress::new(
+        registry.root_key_der().to_vec(),
+        cairn_http::HttpConfig::default().max_ingress_payload_bytes,
+        subnet::ingress::PendingLimits { max_messages: config.pool.max_messages, max_bytes: config.pool.max_bytes },
+    );
+    let mut handler = IngressPayloadHandler::new(source, limits);
+    for info in history {
+        handler.remember_finalized(info);
+    }
+    let consensus = Consensus::new(consensus_config, crypto, handler, executed.increment());
+    let driver = subnet::driver::Driver::new(
+        consensus,
+        pool,
+        store,
+        transport,
+        driver_rx,
+        blocks_tx,
+        driver_shared.clone(),
+        registry.version,
+        metrics,
+        config.subnet.status_interval,
+    );
+    let driver_thread = std::thread::Builder::new().name("consensus".into()).spawn(move || driver.run())?;
+    Ok((replica_thread, driver_tx, SubnetParts { driver_thread, driver_shared, runtime }))
 }
 
 fn starting() -> UserError {
@@ -280,12 +520,20 @@ impl NodeApi for NodeHandle {
         })
     }
 
-    fn submit_ingress(&self, ingress: Ingress) -> Result<(), SubmitError> {
+    fn submit_ingress(&self, ingress: Ingress, signed: SignedIngress) -> Result<(), SubmitError> {
         if self.shared.shutdown.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
         }
-        self.shared.pool.lock().insert(ingress).map_err(|_| SubmitError::PoolFull)?;
-        self.shared.wake.notify_one();
+        match &self.sink {
+            IngressSink::Solo => {
+                self.shared.pool.lock().insert(ingress).map_err(|_| SubmitError::PoolFull)?;
+                self.shared.wake.notify_one();
+            }
+            IngressSink::Subnet(driver) => {
+                let event = DriverEvent::LocalIngress(Box::new((ingress, WireIngress::from_signed(signed))));
+                driver.try_send(event).map_err(|_| SubmitError::PoolFull)?;
+            }
+        }
         Ok(())
     }
 

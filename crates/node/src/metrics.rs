@@ -19,6 +19,19 @@ pub struct NodeMetrics {
     /// Seconds from block making to certification.
     pub round_seconds: Histogram,
     pub checkpoints_total: Counter,
+    /// 1 once this node found its state differs from what the subnet certified.
+    pub state_diverged: Gauge,
+    /// Height at which the divergence was found (0 if none).
+    pub diverged_height: Gauge,
+    pub finalized_height: Gauge,
+    pub notarized_height: Gauge,
+    pub consensus_pool_artifacts: Gauge,
+    pub invalid_artifacts_total: Counter,
+    pub invalid_certification_shares_total: Counter,
+    pub peers_connected: Gauge,
+    pub p2p_messages_sent_total: Gauge,
+    pub p2p_messages_received_total: Gauge,
+    pub p2p_messages_dropped_total: Gauge,
 }
 
 impl Default for NodeMetrics {
@@ -34,6 +47,17 @@ impl Default for NodeMetrics {
             instructions_executed_total: Counter::default(),
             round_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             checkpoints_total: Counter::default(),
+            state_diverged: Gauge::default(),
+            diverged_height: Gauge::default(),
+            finalized_height: Gauge::default(),
+            notarized_height: Gauge::default(),
+            consensus_pool_artifacts: Gauge::default(),
+            invalid_artifacts_total: Counter::default(),
+            invalid_certification_shares_total: Counter::default(),
+            peers_connected: Gauge::default(),
+            p2p_messages_sent_total: Gauge::default(),
+            p2p_messages_received_total: Gauge::default(),
+            p2p_messages_dropped_total: Gauge::default(),
         }
     }
 }
@@ -52,5 +76,32 @@ impl NodeMetrics {
         r.register("instructions_executed", "Wasm instructions executed", self.instructions_executed_total.clone());
         r.register("round_seconds", "Time from block making to certification", self.round_seconds.clone());
         r.register("checkpoints", "Checkpoints written", self.checkpoints_total.clone());
+        r.register(
+            "state_diverged",
+            "1 if this node's state differs from the state the subnet certified (the node stops executing)",
+            self.state_diverged.clone(),
+        );
+        r.register("diverged_height", "Height at which this node's state diverged", self.diverged_height.clone());
+        r.register("finalized_height", "Highest finalized height in the consensus pool", self.finalized_height.clone());
+        r.register("notarized_height", "Highest notarized height in the consensus pool", self.notarized_height.clone());
+        r.register(
+            "consensus_pool_artifacts",
+            "Validated artifacts in the consensus pool",
+            self.consensus_pool_artifacts.clone(),
+        );
+        r.register("invalid_artifacts", "Consensus artifacts found invalid", self.invalid_artifacts_total.clone());
+        r.register(
+            "invalid_certification_shares",
+            "Certification shares that did not verify",
+            self.invalid_certification_shares_total.clone(),
+        );
+        r.register("peers_connected", "Peers with a live QUIC connection", self.peers_connected.clone());
+        r.register("p2p_messages_sent", "Messages sent to peers", self.p2p_messages_sent_total.clone());
+        r.register("p2p_messages_received", "Messages received from peers", self.p2p_messages_received_total.clone());
+        r.register(
+            "p2p_messages_dropped",
+            "Messages dropped because a peer's send queue was full",
+            self.p2p_messages_dropped_total.clone(),
+        );
     }
 }

@@ -1,9 +1,10 @@
-//! The replica loop: make a block, log it, execute it, certify the result.
+//! The replica: log a finalized block, execute it, certify the result.
 //!
-//! This is the single-node subnet's agreement step: the node finalizes its
-//! own blocks. Everything after it — the durable block log, the batch,
-//! execution, the state tree and its threshold signature — is the same for
-//! a subnet of many nodes, where consensus supplies the finalized blocks.
+//! [`Replica::run`] is the single-node subnet's agreement step: the node
+//! makes and finalizes its own blocks. [`SubnetReplica::run`] takes the
+//! blocks consensus finalized instead, and certifies with shares from its
+//! peers. Everything in between — the durable block log, the batch,
+//! execution, the state tree — is the same code.
 
 use crate::block::Block;
 use crate::checkpoint::Checkpoints;
@@ -85,16 +86,7 @@ impl Replica {
     /// epoch for a new network), so the first certified state must not be
     /// the restored one.
     pub(crate) fn recover(&mut self) -> Result<(), NodeError> {
-        let blocks = self.store.blocks_after(self.state.metadata.height)?;
-        if !blocks.is_empty() {
-            tracing::info!(from = %blocks[0].height, to = %blocks[blocks.len() - 1].height, "replaying logged blocks");
-        }
-        for block in blocks {
-            if block.parent_hash != self.last_block_hash {
-                return Err(NodeError::Recovery(format!("block {} does not extend the recovered chain", block.height)));
-            }
-            self.execute(&block);
-        }
+        self.replay_log()?;
         self.step(self.next_block_time(), Vec::new())
     }
 
@@ -134,11 +126,7 @@ impl Replica {
             }
             self.metrics.round_seconds.observe(started.elapsed().as_secs_f64());
         }
-        let height = self.state.metadata.height;
-        match self.checkpoints.write(height, self.last_block_hash, &self.state) {
-            Ok(()) => tracing::info!(%height, "final checkpoint written"),
-            Err(e) => tracing::error!("final checkpoint failed: {e}"),
-        }
+        self.final_checkpoint();
     }
 
     /// Makes, logs, executes and certifies one block.
@@ -155,13 +143,8 @@ impl Replica {
         self.metrics.block_height.set(height.0 as i64);
         self.execute(&block);
         self.certify()?;
-        if height.0.is_multiple_of(self.params.checkpoint_interval) {
-            let snapshot = self.shared.certified.read().as_ref().map(|c| c.state.clone());
-            if let Some(snapshot) = snapshot {
-                // A busy writer skips this one; the next interval catches up.
-                let _ = self.checkpoint_tx.try_send((height, self.last_block_hash, snapshot));
-            }
-        }
+        let snapshot = self.shared.certified.read().as_ref().map(|c| c.state.clone());
+        self.maybe_checkpoint(height, snapshot);
         Ok(())
     }
 
@@ -186,11 +169,70 @@ impl Replica {
         let tree = self.builder.update(&self.state);
         let signature = self.certifier.sign(&state_root_message(&tree.hash()))?.to_bytes().to_vec();
         let height = self.state.metadata.height;
-        let certified = CertifiedState { height, state: Arc::new(self.state.clone()), tree, signature };
+        self.publish(CertifiedState { height, state: Arc::new(self.state.clone()), tree, signature });
+        Ok(())
+    }
+
+    /// Makes a certified state visible to queries, read_state and waiting calls.
+    pub(crate) fn publish(&self, certified: CertifiedState) {
+        let height = certified.height;
         *self.shared.certified.write() = Some(Arc::new(certified));
         self.shared.certified_tx.send_replace(height);
         self.metrics.certified_height.set(height.0 as i64);
+    }
+
+    /// Writes the checkpoint a clean shutdown leaves behind.
+    pub(crate) fn final_checkpoint(&self) {
+        let height = self.state.metadata.height;
+        match self.checkpoints.write(height, self.last_block_hash, &self.state) {
+            Ok(()) => tracing::info!(%height, "final checkpoint written"),
+            Err(e) => tracing::error!("final checkpoint failed: {e}"),
+        }
+    }
+
+    /// Hands a state to the background checkpoint writer at checkpoint heights.
+    pub(crate) fn maybe_checkpoint(&self, height: Height, snapshot: Option<Arc<ReplicatedState>>) {
+        if height.0.is_multiple_of(self.params.checkpoint_interval)
+            && let Some(snapshot) = snapshot
+        {
+            // A busy writer skips this one; the next interval catches up.
+            let _ = self.checkpoint_tx.try_send((height, self.last_block_hash, snapshot));
+        }
+    }
+
+    /// Re-executes the logged blocks above the restored state (crash recovery).
+    pub(crate) fn replay_log(&mut self) -> Result<(), NodeError> {
+        let blocks = self.store.blocks_after(self.state.metadata.height)?;
+        if !blocks.is_empty() {
+            tracing::info!(from = %blocks[0].height, to = %blocks[blocks.len() - 1].height, "replaying logged blocks");
+        }
+        for block in blocks {
+            if block.parent_hash != self.last_block_hash {
+                return Err(NodeError::Recovery(format!("block {} does not extend the recovered chain", block.height)));
+            }
+            self.execute(&block);
+        }
         Ok(())
+    }
+
+    /// Logs and executes a block agreed by the subnet, after the tip.
+    pub(crate) fn apply_block(
+        &mut self,
+        height: Height,
+        time: Time,
+        randomness: [u8; 32],
+        ingress: Vec<cairn_types::messages::Ingress>,
+    ) -> Result<(), NodeError> {
+        let block = Block { height, parent_hash: self.last_block_hash, time, randomness, ingress };
+        self.store.append(&block)?;
+        self.metrics.block_height.set(height.0 as i64);
+        self.execute(&block);
+        Ok(())
+    }
+
+    /// The state tree of the tip (updated incrementally).
+    pub(crate) fn tree(&mut self) -> cairn_state_manager::TreeMap {
+        self.builder.update(&self.state)
     }
 }
 
@@ -220,4 +262,172 @@ pub(crate) fn checkpoint_writer(
             tracing::warn!("cannot purge old blocks: {e}");
         }
     }
+}
+
+/// The replica of a multi-node subnet: executes the blocks consensus
+/// finalized and certifies each state together with its peers.
+pub(crate) struct SubnetReplica {
+    pub(crate) replica: Replica,
+    pub(crate) blocks: crossbeam_channel::Receiver<crate::subnet::driver::FinalizedBlock>,
+    pub(crate) peer_messages: crossbeam_channel::Receiver<(cairn_types::NodeId, crate::subnet::PeerMessage)>,
+    pub(crate) pool: crate::certification::CertificationPool,
+    pub(crate) transport: cairn_p2p::Transport<crate::subnet::PeerMessage>,
+    pub(crate) driver: crossbeam_channel::Sender<crate::subnet::driver::DriverEvent>,
+    pub(crate) driver_shared: Arc<crate::subnet::driver::DriverShared>,
+    pub(crate) wrong_state_hash_from: Option<Height>,
+    /// Executed, not yet certified states (and their trees), by height.
+    pub(crate) uncertified: std::collections::BTreeMap<Height, (Arc<ReplicatedState>, cairn_state_manager::TreeMap)>,
+    pub(crate) diverged: bool,
+    /// Each peer's last reported certified height, and whether it stood still.
+    pub(crate) peer_certified: std::collections::BTreeMap<cairn_types::NodeId, Height>,
+}
+
+/// Executed heights kept while waiting for their certification.
+const MAX_UNCERTIFIED: usize = 200;
+
+impl SubnetReplica {
+    /// Runs until shutdown; writes a final checkpoint.
+    pub(crate) fn run(mut self) {
+        use crate::subnet::PeerMessage;
+        use crossbeam_channel::select;
+        if let Err(e) = self.certify_tip() {
+            tracing::error!("the replica stops: {e}");
+            self.stop();
+            return;
+        }
+        loop {
+            if self.replica.shared.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            select! {
+                recv(self.blocks) -> block => {
+                    let Ok(block) = block else { break };
+                    if self.diverged {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    if let Err(e) = self.execute_finalized(block) {
+                        tracing::error!("the replica stops: {e}");
+                        self.stop();
+                        break;
+                    }
+                    self.replica.metrics.round_seconds.observe(started.elapsed().as_secs_f64());
+                }
+                recv(self.peer_messages) -> msg => {
+                    let Ok((from, msg)) = msg else { break };
+                    let outcome = match msg {
+                        PeerMessage::CertificationShare(share) => self.pool.add_share(&share),
+                        PeerMessage::Certification(cert) => self.pool.add_certification(cert),
+                        PeerMessage::Status(status) => {
+                            self.help_lagging_peer(from, status.certified);
+                            None
+                        }
+                        _ => None,
+                    };
+                    self.replica.metrics.invalid_certification_shares_total.inc_by(
+                        self.pool.invalid_shares.saturating_sub(self.replica.metrics.invalid_certification_shares_total.get()),
+                    );
+                    if let Some(outcome) = outcome {
+                        self.conclude(outcome);
+                    }
+                }
+                default(Duration::from_millis(100)) => {}
+            }
+        }
+        self.replica.final_checkpoint();
+    }
+
+    fn stop(&self) {
+        self.replica.shared.shutdown.store(true, Ordering::Release);
+        self.driver_shared.shutdown.store(true, Ordering::Release);
+    }
+
+    fn execute_finalized(&mut self, block: crate::subnet::driver::FinalizedBlock) -> Result<(), NodeError> {
+        let tip = self.replica.state.metadata.height;
+        if block.height <= tip {
+            return Ok(()); // Already executed (replayed from the block log).
+        }
+        if block.height != tip.increment() {
+            return Err(NodeError::Recovery(format!(
+                "consensus delivered block {} but the state is at height {tip}",
+                block.height
+            )));
+        }
+        self.replica.apply_block(block.height, block.time, block.randomness, block.ingress)?;
+        self.certify_tip()
+    }
+
+    /// Signs the tip's state root, gossips the share and adds it to the pool.
+    fn certify_tip(&mut self) -> Result<(), NodeError> {
+        let height = self.replica.state.metadata.height;
+        let tree = self.replica.tree();
+        let mut root = tree.hash();
+        if self.wrong_state_hash_from.is_some_and(|h| height >= h) {
+            // Test setting: behave as a node whose state diverged.
+            root[0] ^= 0xff;
+        }
+        let certifier = &self.replica.certifier;
+        let share = bls::sign_share(&certifier.key_share, &state_root_message(&root));
+        let index = certifier.index;
+        let message = crate::certification::CertificationShare {
+            height,
+            root_hash: root,
+            signer: index,
+            share: share.to_bytes().to_vec(),
+        };
+        let _ = self.transport.broadcast(&crate::subnet::PeerMessage::CertificationShare(message));
+        let snapshot = Arc::new(self.replica.state.clone());
+        self.replica.maybe_checkpoint(height, Some(snapshot.clone()));
+        self.uncertified.insert(height, (snapshot, tree));
+        while self.uncertified.len() > MAX_UNCERTIFIED {
+            self.uncertified.pop_first();
+        }
+        if let Some(outcome) = self.pool.add_own(height, root, index, share) {
+            self.conclude(outcome);
+        }
+        Ok(())
+    }
+
+    fn conclude(&mut self, outcome: crate::certification::Outcome) {
+        use crate::certification::Outcome;
+        match outcome {
+            Outcome::Certified(cert) => {
+                let Some((state, tree)) = self.uncertified.remove(&cert.height) else { return };
+                self.uncertified = self.uncertified.split_off(&cert.height);
+                let height = cert.height;
+                self.replica.publish(CertifiedState { height, state, tree, signature: cert.signature });
+                self.driver_shared.certified_height.fetch_max(height.0, Ordering::AcqRel);
+                let _ = self.driver.try_send(crate::subnet::driver::DriverEvent::Certified);
+            }
+            Outcome::Diverged { height, ours, agreed } => {
+                self.diverged = true;
+                self.replica.metrics.state_diverged.set(1);
+                self.replica.metrics.diverged_height.set(height.0 as i64);
+                tracing::error!(
+                    %height,
+                    ours = %hex(&ours),
+                    agreed = %hex(&agreed),
+                    "STATE DIVERGED: the subnet certified a different state root than this node computed; \
+                     this node stops executing and certifying (it keeps serving its last certified state) \
+                     until it is recovered from a catch-up package and state sync"
+                );
+            }
+        }
+    }
+
+    /// Sends the latest certification to a peer whose certified height stood
+    /// still below it (it missed shares, e.g. after a restart).
+    fn help_lagging_peer(&mut self, peer: cairn_types::NodeId, certified: Height) {
+        let previous = self.peer_certified.insert(peer, certified);
+        if previous != Some(certified) {
+            return;
+        }
+        if let Some(latest) = self.pool.latest().filter(|c| c.height > certified) {
+            let _ = self.transport.send(peer, &crate::subnet::PeerMessage::Certification(latest.clone()));
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -58,6 +58,15 @@ pub struct SubnetRecord {
     #[serde(with = "hex_bytes")]
     pub public_coefficients: Vec<u8>,
     pub threshold: usize,
+    /// Public coefficients of the low-threshold (f + 1) key behind the
+    /// random beacon and the random tape; share `i` belongs to `members[i]`.
+    #[serde(with = "hex_bytes")]
+    pub beacon_public_coefficients: Vec<u8>,
+    /// Time of the subnet's genesis block (ns since the epoch): block 1 must be later.
+    pub genesis_time_nanos: u64,
+    /// The genesis random beacon: seeds the first block-maker ranking.
+    #[serde(with = "hex_bytes")]
+    pub genesis_random_seed: Vec<u8>,
     /// Number of nodes fees are computed for.
     pub cost_subnet_size: u32,
     pub consensus: ConsensusParams,
@@ -76,6 +85,12 @@ pub struct NodeRecord {
     pub http_addr: SocketAddr,
     /// Where the node talks to its peers.
     pub p2p_addr: SocketAddr,
+    /// The node's BLS multi-signature key (notarization, finalization).
+    #[serde(with = "hex_bytes")]
+    pub multisig_public_key: Vec<u8>,
+    /// Proof of possession of that key (defence against rogue-key attacks).
+    #[serde(with = "hex_bytes")]
+    pub multisig_pop: Vec<u8>,
 }
 
 /// The registry at one version.
@@ -100,6 +115,12 @@ pub struct NodeSecrets {
     pub threshold_share: Vec<u8>,
     /// The node's index in its subnet's threshold key.
     pub threshold_index: usize,
+    /// The node's BLS multi-signature secret key.
+    #[serde(with = "hex_bytes")]
+    pub multisig_key: Vec<u8>,
+    /// The node's share of the low-threshold (beacon) key, same index.
+    #[serde(with = "hex_bytes")]
+    pub beacon_share: Vec<u8>,
 }
 
 impl NodeSecrets {
@@ -111,10 +132,23 @@ impl NodeSecrets {
 
     /// The node's threshold key share.
     pub fn threshold_key(&self) -> Result<bls::SecretKey, RegistryError> {
-        let bytes: [u8; 32] =
-            self.threshold_share.as_slice().try_into().map_err(|_| RegistryError::Corrupt("share".into()))?;
-        bls::SecretKey::from_bytes(&bytes).map_err(|e| RegistryError::Corrupt(format!("threshold share: {e}")))
+        bls_secret(&self.threshold_share, "threshold share")
     }
+
+    /// The node's BLS multi-signature key.
+    pub fn multisig_secret(&self) -> Result<bls::SecretKey, RegistryError> {
+        bls_secret(&self.multisig_key, "multi-signature key")
+    }
+
+    /// The node's beacon key share.
+    pub fn beacon_key(&self) -> Result<bls::SecretKey, RegistryError> {
+        bls_secret(&self.beacon_share, "beacon share")
+    }
+}
+
+fn bls_secret(bytes: &[u8], what: &str) -> Result<bls::SecretKey, RegistryError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| RegistryError::Corrupt(format!("{what}: not 32 bytes")))?;
+    bls::SecretKey::from_bytes(&bytes).map_err(|e| RegistryError::Corrupt(format!("{what}: {e}")))
 }
 
 /// Why the registry could not be read or written.
@@ -137,40 +171,67 @@ pub struct GenesisConfig {
     pub subnet_type: SubnetType,
     pub cost_subnet_size: u32,
     pub consensus: ConsensusParams,
-    /// HTTP address of node `i` is `http_base` with port `http_port + i`.
+    /// HTTP address of node `i` is `http_host` with port `http_port + i`,
+    /// its p2p address `http_host` with port `p2p_port + i` ...
     pub http_host: std::net::IpAddr,
     pub http_port: u16,
     pub p2p_port: u16,
+    /// ... unless hosts are listed here: then node `i` listens on
+    /// `node_hosts[i]` with `http_port` and `p2p_port` (one address per node,
+    /// e.g. one network namespace per node).
+    pub node_hosts: Vec<std::net::IpAddr>,
     pub admins: Vec<Principal>,
+    /// Genesis time (ns since the epoch): the network's creation time.
+    pub genesis_time_nanos: u64,
 }
 
 /// A new network: the registry plus each node's secrets (in member order).
+///
+/// Members are sorted by node id, so a node's index is the same in the
+/// high-threshold (certification) key, the low-threshold (beacon) key and
+/// consensus's membership.
 pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSecrets>) {
     use rand::{RngCore, SeedableRng};
     let mut rng = rand::rngs::StdRng::from_seed(seed);
+    let mut random = || {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        b
+    };
     let n = config.nodes.max(1);
     let f = (n - 1) / 3;
     // The high threshold (certification, catch-up packages): n − f.
     let threshold = n - f;
-    let mut dealer_seed = [0u8; 32];
-    rng.fill_bytes(&mut dealer_seed);
     let (coefficients, shares) =
-        bls::generate_threshold_keys(dealer_seed, threshold, n).expect("valid threshold parameters");
+        bls::generate_threshold_keys(random(), threshold, n).expect("valid threshold parameters");
+    // The low threshold (random beacon and tape): f + 1.
+    let (beacon_coefficients, beacon_shares) =
+        bls::generate_threshold_keys(random(), f + 1, n).expect("valid threshold parameters");
+    let genesis_random_seed = random().to_vec();
     let public_key_der = coefficients.group_public_key().to_der().to_vec();
     let subnet_id = SubnetId(Principal::self_authenticating(&public_key_der));
+    let mut keys: Vec<([u8; 32], [u8; 32])> = (0..n).map(|_| (random(), random())).collect();
+    keys.sort_by_key(|(signing_seed, _)| NodeSigningKey::from_seed(*signing_seed).node_id());
     let mut nodes = BTreeMap::new();
     let mut members = Vec::new();
     let mut secrets = Vec::new();
-    for (i, share) in shares.into_iter().enumerate() {
-        let mut signing_seed = [0u8; 32];
-        rng.fill_bytes(&mut signing_seed);
+    for (i, (((signing_seed, multisig_seed), share), beacon_share)) in
+        keys.into_iter().zip(shares).zip(beacon_shares).enumerate()
+    {
         let key = NodeSigningKey::from_seed(signing_seed);
+        let multisig = bls::SecretKey::from_seed(multisig_seed);
         let node_id = key.node_id();
+        let (host, offset) = match config.node_hosts.get(i) {
+            Some(host) => (*host, 0),
+            None => (config.http_host, i as u16),
+        };
         let record = NodeRecord {
             node_id,
             signing_key_der: key.public_key_der().to_vec(),
-            http_addr: SocketAddr::new(config.http_host, config.http_port.wrapping_add(i as u16)),
-            p2p_addr: SocketAddr::new(config.http_host, config.p2p_port.wrapping_add(i as u16)),
+            http_addr: SocketAddr::new(host, config.http_port.wrapping_add(offset)),
+            p2p_addr: SocketAddr::new(host, config.p2p_port.wrapping_add(offset)),
+            multisig_public_key: multisig.public_key().to_bytes().to_vec(),
+            multisig_pop: bls::create_pop(&multisig).to_bytes().to_vec(),
         };
         nodes.insert(node_id, record);
         members.push(node_id);
@@ -179,6 +240,8 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
             signing_seed: signing_seed.to_vec(),
             threshold_share: share.to_bytes().to_vec(),
             threshold_index: i,
+            multisig_key: multisig.to_bytes().to_vec(),
+            beacon_share: beacon_share.to_bytes().to_vec(),
         });
     }
     let mut routing_table = RoutingTable::new();
@@ -192,6 +255,9 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
         public_key_der,
         public_coefficients: coefficients.to_bytes(),
         threshold,
+        beacon_public_coefficients: beacon_coefficients.to_bytes(),
+        genesis_time_nanos: config.genesis_time_nanos,
+        genesis_random_seed,
         cost_subnet_size: config.cost_subnet_size,
         consensus: config.consensus.clone(),
         admins: config.admins.clone(),
@@ -298,7 +364,9 @@ mod tests {
             http_host: "127.0.0.1".parse().unwrap(),
             http_port: 4943,
             p2p_port: 4100,
+            node_hosts: vec![],
             admins: vec![],
+            genesis_time_nanos: 1_700_000_000_000_000_000,
         }
     }
 
@@ -318,6 +386,23 @@ mod tests {
         let sig = bls::combine(3, &shares).unwrap();
         let pk = bls::PublicKey::from_der(&subnet.public_key_der).unwrap();
         pk.verify(msg, &sig).unwrap();
+        // The beacon key needs f + 1 = 2 shares; multi-signature keys carry valid PoPs.
+        let beacon = bls::PublicCoefficients::from_bytes(&subnet.beacon_public_coefficients).unwrap();
+        assert_eq!(beacon.threshold(), 2);
+        let shares: Vec<_> = secrets
+            .iter()
+            .skip(2)
+            .map(|s| (s.threshold_index as bls::NodeIndex, bls::sign_share(&s.beacon_key().unwrap(), msg)))
+            .collect();
+        beacon.group_public_key().verify(msg, &bls::combine(2, &shares).unwrap()).unwrap();
+        for s in &secrets {
+            let record = &registry.nodes[&s.node_id];
+            let pk = bls::PublicKey::from_bytes(&record.multisig_public_key).unwrap();
+            assert_eq!(pk, s.multisig_secret().unwrap().public_key());
+            bls::verify_pop(&pk, &bls::Signature::from_bytes(&record.multisig_pop).unwrap()).unwrap();
+        }
+        // Members are sorted by node id (one index for every key).
+        assert!(subnet.members.windows(2).all(|w| w[0] < w[1]));
         // Deterministic from the seed.
         assert_eq!(genesis(&config(4), [1; 32]).0, registry);
     }

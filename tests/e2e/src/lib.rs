@@ -15,6 +15,8 @@
 //!   endpoint does not take, a body over the server's limit).
 //! * [`mgmt`]: the management canister's Candid types and calls through `ic-agent`.
 
+pub mod subnet;
+
 use anyhow::{Context, Result, bail};
 use ic_agent::Agent;
 use std::io::{Read, Write};
@@ -171,10 +173,15 @@ impl RawResponse {
 /// has read the whole body (413) is heard even if it then resets the
 /// connection.
 fn raw_request(port: u16, method: &str, path: &str, body: &[u8]) -> Result<RawResponse> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connecting")?;
+    raw_request_to("127.0.0.1".parse().expect("an address"), port, method, path, body)
+}
+
+/// [`raw_request`] to any host.
+pub fn raw_request_to(host: std::net::IpAddr, port: u16, method: &str, path: &str, body: &[u8]) -> Result<RawResponse> {
+    let mut stream = TcpStream::connect_timeout(&(host, port).into(), Duration::from_secs(5)).context("connecting")?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/cbor\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/cbor\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );

@@ -314,14 +314,14 @@ pub struct SimIngress {
 
 impl SimIngress {
     pub fn add(&mut self, msg: Vec<u8>) {
-        if let Ok(info) = self.inspect(&msg) {
+        if let Ok(info) = self.inspect(&msg, Time::from_nanos(0)) {
             self.pending.insert(info.id, msg);
         }
     }
 }
 
 impl IngressSource for SimIngress {
-    fn inspect(&self, m: &[u8]) -> Result<IngressInfo, String> {
+    fn inspect(&self, m: &[u8], _time: Time) -> Result<IngressInfo, String> {
         if m.len() < 40 {
             return Err(format!("ingress message of {} bytes", m.len()));
         }
@@ -335,7 +335,7 @@ impl IngressSource for SimIngress {
         let expired: Vec<MessageId> = self
             .pending
             .iter()
-            .filter(|(_, m)| self.inspect(m).map(|i| i.expiry < time).unwrap_or(true))
+            .filter(|(_, m)| self.inspect(m, time).map(|i| i.expiry < time).unwrap_or(true))
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
@@ -570,7 +570,7 @@ impl Checker {
                     self.violations.push(format!("block {} exceeds payload limits", b.height));
                 }
                 for m in &b.block.payload.messages {
-                    match src.inspect(m) {
+                    match src.inspect(m, b.block.context.time) {
                         Ok(info) => {
                             if info.expiry < b.block.context.time {
                                 self.violations.push(format!("expired ingress delivered at {}", b.height));

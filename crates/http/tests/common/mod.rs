@@ -215,7 +215,7 @@ impl NodeApi for FakeNode {
         Box::pin(async move { result })
     }
 
-    fn submit_ingress(&self, ingress: Ingress) -> Result<(), SubmitError> {
+    fn submit_ingress(&self, ingress: Ingress, _signed: cairn_http::SignedIngress) -> Result<(), SubmitError> {
         let action = self.on_submit.lock().unwrap().clone();
         match action {
             OnSubmit::Refuse(e) => return Err(e),

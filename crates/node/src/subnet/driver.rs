@@ -1,0 +1,275 @@
+//! The consensus thread: feeds received artifacts and ingress into the pool,
+//! steps the consensus state machine, persists and gossips what it decided,
+//! and hands finalized blocks to the replica thread.
+//!
+//! Gossip is push-based: a node broadcasts every artifact it makes, and
+//! peers do not relay. What a peer missed (it was down, disconnected, or its
+//! queue overflowed) is repaired by status messages: every node tells its
+//! peers where it stands a few times a second, and a peer that sees it
+//! stalled below its own finalized height resends what lies above it
+//! (blocks and aggregates for finalized heights, everything for open ones).
+
+use super::artifact_store::ArtifactStore;
+use super::ingress::{SubnetIngress, WireIngress};
+use super::{PeerMessage, PeerStatus};
+use crate::metrics::NodeMetrics;
+use cairn_consensus::{
+    ArtifactKind, ArtifactPool, BlsCrypto, Consensus, ConsensusMessage, IngressPayloadHandler, LocalState, PoolEvent,
+    StepOutput,
+};
+use cairn_p2p::Transport;
+use cairn_types::messages::Ingress;
+use cairn_types::{Height, NodeId, RegistryVersion, Time};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What the consensus thread reacts to.
+#[allow(clippy::large_enum_variant)] // Peer messages are the common case; boxing them costs an allocation each.
+pub enum DriverEvent {
+    /// A message from a peer (consensus artifacts, ingress, status).
+    Peer(NodeId, PeerMessage),
+    /// A request accepted over this node's HTTP interface.
+    LocalIngress(Box<(Ingress, WireIngress)>),
+    /// The replica certified a new height (consensus may now validate
+    /// proposals that refer to it).
+    Certified,
+}
+
+/// A finalized block for the replica thread, ingress already verified.
+pub struct FinalizedBlock {
+    pub height: Height,
+    pub time: Time,
+    pub randomness: [u8; 32],
+    pub ingress: Vec<Ingress>,
+}
+
+/// State the consensus thread shares with the rest of the node.
+pub struct DriverShared {
+    pub shutdown: AtomicBool,
+    /// The latest height whose state this node certified.
+    pub certified_height: AtomicU64,
+}
+
+/// At most this many heights are resent to a stalled peer per status.
+const REPAIR_HEIGHTS: u64 = 50;
+/// At most this many events are handled before consensus steps again.
+const EVENTS_PER_STEP: usize = 10_000;
+
+/// The node's clock, read only here: consensus gets time passed in.
+pub fn wall_clock() -> Time {
+    Time::from_nanos(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+}
+
+/// What this node knows of a peer.
+struct PeerView {
+    status: PeerStatus,
+    /// When artifacts were last resent to it.
+    repaired: Instant,
+}
+
+/// The consensus thread's state.
+pub struct Driver {
+    pub consensus: Consensus<BlsCrypto, IngressPayloadHandler<SubnetIngress>>,
+    pub pool: ArtifactPool,
+    pub store: ArtifactStore,
+    pub transport: Transport<PeerMessage>,
+    pub events: Receiver<DriverEvent>,
+    pub blocks: Sender<FinalizedBlock>,
+    pub shared: Arc<DriverShared>,
+    pub registry_version: RegistryVersion,
+    pub metrics: NodeMetrics,
+    pub status_interval: Duration,
+    /// Each peer's last status, and when it was last repaired.
+    peers: BTreeMap<NodeId, PeerView>,
+}
+
+impl Driver {
+    /// A driver over a restored pool.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        consensus: Consensus<BlsCrypto, IngressPayloadHandler<SubnetIngress>>,
+        pool: ArtifactPool,
+        store: ArtifactStore,
+        transport: Transport<PeerMessage>,
+        events: Receiver<DriverEvent>,
+        blocks: Sender<FinalizedBlock>,
+        shared: Arc<DriverShared>,
+        registry_version: RegistryVersion,
+        metrics: NodeMetrics,
+        status_interval: Duration,
+    ) -> Driver {
+        Driver {
+            consensus,
+            pool,
+            store,
+            transport,
+            events,
+            blocks,
+            shared,
+            registry_version,
+            metrics,
+            status_interval,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until shutdown (or until the replica thread is gone).
+    pub fn run(mut self) {
+        let mut next_status = Instant::now();
+        let mut wake_at: Option<Time> = None;
+        loop {
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            let now = wall_clock();
+            let until_wake = wake_at.map_or(Duration::from_millis(100), |w| {
+                Duration::from_nanos(w.as_nanos().saturating_sub(now.as_nanos()))
+            });
+            let until_status = next_status.saturating_duration_since(Instant::now());
+            let timeout = until_wake.min(until_status).min(Duration::from_millis(100));
+            match self.events.recv_timeout(timeout) {
+                Ok(event) => {
+                    self.handle(event);
+                    for _ in 0..EVENTS_PER_STEP {
+                        match self.events.try_recv() {
+                            Ok(event) => self.handle(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let local = LocalState {
+                certified_height: Height(self.shared.certified_height.load(Ordering::Acquire)),
+                registry_version: self.registry_version,
+            };
+            let out = self.consensus.step(&mut self.pool, wall_clock(), &local);
+            wake_at = out.wake_at;
+            if let Err(e) = self.after_step(out) {
+                tracing::error!("consensus stops: {e}");
+                self.shared.shutdown.store(true, Ordering::Release);
+                break;
+            }
+            if Instant::now() >= next_status {
+                next_status = Instant::now() + self.status_interval;
+                self.broadcast_status(local.certified_height);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: DriverEvent) {
+        match event {
+            DriverEvent::Peer(_, PeerMessage::Consensus(message)) => {
+                self.pool.insert_unvalidated(message);
+            }
+            DriverEvent::Peer(from, PeerMessage::Ingress(wire)) => {
+                let source = self.consensus.payload_mut().source_mut();
+                if let Err(e) = source.add_from_peer(wire.encode(), wall_clock()) {
+                    tracing::debug!(peer = %from, "dropping gossiped ingress: {e}");
+                }
+            }
+            DriverEvent::Peer(from, PeerMessage::Status(status)) => self.repair(from, status),
+            DriverEvent::Peer(..) => {}
+            DriverEvent::LocalIngress(boxed) => {
+                let (ingress, wire) = *boxed;
+                let source = self.consensus.payload_mut().source_mut();
+                if source.add_local(ingress, &wire).is_some() {
+                    let _ = self.transport.broadcast(&PeerMessage::Ingress(wire));
+                }
+            }
+            DriverEvent::Certified => {}
+        }
+    }
+
+    /// Persists, then gossips; delivers finalized blocks.
+    fn after_step(&mut self, out: StepOutput) -> Result<(), super::artifact_store::ArtifactStoreError> {
+        self.store.apply(&out.events)?;
+        for event in out.events {
+            match event {
+                PoolEvent::Validated { message, own: true, .. } => {
+                    let _ = self.transport.broadcast(&PeerMessage::Consensus(message));
+                }
+                PoolEvent::Invalid(id, why) => {
+                    self.metrics.invalid_artifacts_total.inc();
+                    tracing::debug!(?id, "invalid artifact: {why}");
+                }
+                _ => {}
+            }
+        }
+        for batch in out.batches {
+            let time = batch.block.context.time;
+            let source = self.consensus.payload().source();
+            let ingress = source.finalized_ingress(&batch.block.payload.messages, time);
+            let block = FinalizedBlock { height: batch.height, time, randomness: batch.randomness, ingress };
+            if self.blocks.send(block).is_err() {
+                self.shared.shutdown.store(true, Ordering::Release);
+            }
+            self.consensus.payload_mut().source_mut().forget_expired(time);
+        }
+        self.metrics.finalized_height.set(self.pool.finalized_height().0 as i64);
+        self.metrics.notarized_height.set(self.pool.notarized_height().0 as i64);
+        self.metrics.consensus_pool_artifacts.set(self.pool.validated_len() as i64);
+        self.metrics.ingress_pool_messages.set(self.consensus.payload().source().len() as i64);
+        Ok(())
+    }
+
+    fn broadcast_status(&mut self, certified: Height) {
+        let status = PeerStatus {
+            delivered: Height(self.consensus.next_batch_height().0.saturating_sub(1)),
+            finalized: self.pool.finalized_height(),
+            notarized: self.pool.notarized_height(),
+            certified,
+        };
+        let _ = self.transport.broadcast(&PeerMessage::Status(status));
+        let m = self.transport.metrics();
+        self.metrics.peers_connected.set(self.transport.connected_peers().len() as i64);
+        self.metrics.p2p_messages_sent_total.set(m.messages_sent as i64);
+        self.metrics.p2p_messages_received_total.set(m.messages_received as i64);
+        self.metrics.p2p_messages_dropped_total.set(m.messages_dropped as i64);
+    }
+
+    /// Resends what a stalled peer lacks: for heights it has not finalized,
+    /// the blocks and aggregates (and, above this node's finalized height,
+    /// the shares too, so a subnet that stalled during a partition resumes).
+    fn repair(&mut self, peer: NodeId, status: PeerStatus) {
+        let finalized = self.pool.finalized_height();
+        let previous = self.peers.insert(peer, PeerView { status, repaired: Instant::now() });
+        let Some(previous) = previous else { return };
+        // Stalled: it executed nothing since its last status although this
+        // node has finalized more (its finalized height may still move: it
+        // validates finalizations without having the blocks), or nothing at
+        // all changed (both sides stuck, e.g. after a partition healed).
+        let stalled = (previous.status.delivered == status.delivered && status.delivered < finalized)
+            || previous.status == status;
+        // Statuses queued while disconnected arrive in a burst: one repair per interval.
+        if !stalled || status.delivered > finalized || previous.repaired.elapsed() < self.status_interval / 2 {
+            if let Some(view) = self.peers.get_mut(&peer) {
+                view.repaired = previous.repaired;
+            }
+            return;
+        }
+        // A peer's finalized height can run ahead of what it has (it got the
+        // newest finalization, not the blocks below): start at what it executed.
+        let from = status.delivered.increment();
+        let to = Height(status.delivered.0 + REPAIR_HEIGHTS);
+        let mut sent = 0usize;
+        for kind in ArtifactKind::ALL {
+            let messages: Vec<ConsensusMessage> =
+                self.pool.validated_between(kind, from, to).map(|(_, m)| m.clone()).collect();
+            for m in messages {
+                if kind.is_share() && m.height() <= finalized {
+                    continue;
+                }
+                let _ = self.transport.send(peer, &PeerMessage::Consensus(m));
+                sent += 1;
+            }
+        }
+        if sent > 0 {
+            tracing::debug!(%peer, peer_delivered = %status.delivered, %finalized, sent, "resent artifacts to a stalled peer");
+        }
+    }
+}
