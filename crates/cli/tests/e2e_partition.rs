@@ -38,18 +38,16 @@
 //! saying so, unless `CAIRN_SKIP_NETNS=1` is set, in which case it only
 //! prints a note and returns.
 
-use cairn_e2e::mgmt::{self, InstallMode};
 use cairn_e2e::subnet::LocalSubnet;
+use cairn_e2e::subnet::counter::{self, agent, inc, read};
 use candid::{Decode, Encode, Principal};
 use ic_agent::agent::{CallResponse, RequestStatusResponse};
-use ic_agent::identity::BasicIdentity;
-use ic_agent::{Agent, AgentError, RequestId};
+use ic_agent::{Agent, RequestId};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const CYCLES: u128 = 100_000_000_000_000;
 /// HTTP port of every node (QUIC on `PORT + 1000`); each node has its own
 /// address, so all can use the same port.
 const PORT: u16 = 8080;
@@ -212,27 +210,8 @@ impl Drop for LogsOnPanic<'_> {
 // Clients
 // ---------------------------------------------------------------------------
 
-async fn agent(subnet: &LocalSubnet, i: usize) -> Agent {
-    let mut agent = subnet.agent(i).await.unwrap();
-    agent.set_identity(BasicIdentity::from_raw_key(&[5; 32]));
-    agent
-}
-
 async fn install_counter(agent: &Agent) -> Principal {
-    let id = mgmt::create_canister(agent, CYCLES, None).await.unwrap();
-    mgmt::install_code(agent, id, InstallMode::Install, cairn_test_canisters::COUNTER, &Encode!().unwrap())
-        .await
-        .unwrap();
-    id
-}
-
-async fn read(agent: &Agent, id: Principal) -> u64 {
-    Decode!(&agent.query(&id, "get").with_arg(Encode!().unwrap()).await.unwrap(), u64).unwrap()
-}
-
-async fn inc(agent: &Agent, id: Principal) -> Result<u64, AgentError> {
-    let reply = agent.update(&id, "inc").with_arg(Encode!().unwrap()).await?;
-    Ok(Decode!(&reply, u64).unwrap())
+    counter::install(agent, cairn_test_canisters::COUNTER).await
 }
 
 /// An update through node `node` that must complete within 30 s.

@@ -12,37 +12,16 @@
 //!   (log and `/metrics`), while the honest three stay live.
 //! * `cairn start --nodes 4` runs such a subnet and stops it on SIGTERM.
 
-use cairn_e2e::mgmt::{self, InstallMode};
 use cairn_e2e::subnet::LocalSubnet;
-use candid::{Decode, Encode, Principal};
+use cairn_e2e::subnet::counter::{self, agent, inc, read};
+use candid::{Encode, Principal};
 use ic_agent::agent::{CallResponse, RequestStatusResponse};
 use ic_agent::identity::BasicIdentity;
-use ic_agent::{Agent, AgentError, RequestId};
+use ic_agent::{Agent, RequestId};
 use std::time::Duration;
 
-const CYCLES: u128 = 100_000_000_000_000;
-
-async fn agent(subnet: &LocalSubnet, i: usize) -> Agent {
-    let mut agent = subnet.agent(i).await.unwrap();
-    agent.set_identity(BasicIdentity::from_raw_key(&[5; 32]));
-    agent
-}
-
 async fn install_counter(agent: &Agent) -> Principal {
-    let id = mgmt::create_canister(agent, CYCLES, None).await.unwrap();
-    mgmt::install_code(agent, id, InstallMode::Install, cairn_test_canisters::COUNTER, &Encode!().unwrap())
-        .await
-        .unwrap();
-    id
-}
-
-async fn read(agent: &Agent, id: Principal) -> u64 {
-    Decode!(&agent.query(&id, "get").with_arg(Encode!().unwrap()).await.unwrap(), u64).unwrap()
-}
-
-async fn inc(agent: &Agent, id: Principal) -> Result<u64, AgentError> {
-    let reply = agent.update(&id, "inc").with_arg(Encode!().unwrap()).await?;
-    Ok(Decode!(&reply, u64).unwrap())
+    counter::install(agent, cairn_test_canisters::COUNTER).await
 }
 
 /// A v4 call signed here (so its request id is known), answered with a certificate.

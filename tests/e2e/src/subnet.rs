@@ -283,3 +283,40 @@ impl Drop for LocalSubnet {
         }
     }
 }
+
+/// The counter test canister (`inc` / `get`) driven through ic-agent, as the
+/// multi-node tests use it.
+pub mod counter {
+    use crate::mgmt::{self, InstallMode};
+    use candid::{Decode, Encode, Principal};
+    use ic_agent::{Agent, AgentError};
+
+    /// Cycles each test canister is created with.
+    pub const CYCLES: u128 = 100_000_000_000_000;
+
+    /// An agent for node `i` of `subnet` with a fixed Ed25519 identity (the
+    /// same principal on every node, so it controls what it installed anywhere).
+    pub async fn agent(subnet: &super::LocalSubnet, i: usize) -> Agent {
+        let mut agent = subnet.agent(i).await.unwrap();
+        agent.set_identity(ic_agent::identity::BasicIdentity::from_raw_key(&[5; 32]));
+        agent
+    }
+
+    /// Creates a canister and installs `wasm` (the counter) into it.
+    pub async fn install(agent: &Agent, wasm: &[u8]) -> Principal {
+        let id = mgmt::create_canister(agent, CYCLES, None).await.unwrap();
+        mgmt::install_code(agent, id, InstallMode::Install, wasm, &Encode!().unwrap()).await.unwrap();
+        id
+    }
+
+    /// The counter's value (query `get`).
+    pub async fn read(agent: &Agent, id: Principal) -> u64 {
+        Decode!(&agent.query(&id, "get").with_arg(Encode!().unwrap()).await.unwrap(), u64).unwrap()
+    }
+
+    /// One update `inc`; the new value.
+    pub async fn inc(agent: &Agent, id: Principal) -> Result<u64, AgentError> {
+        let reply = agent.update(&id, "inc").with_arg(Encode!().unwrap()).await?;
+        Ok(Decode!(&reply, u64).unwrap())
+    }
+}
