@@ -488,6 +488,15 @@ fn start_subnet(
     Ok((replica_thread, driver_tx, SubnetParts { driver_thread, driver_shared, runtime }))
 }
 
+/// The node's clock. Never read on the replicated path: block times come
+/// from consensus (which gets this as an input), and the HTTP layer uses it
+/// for expiry checks and query signature timestamps.
+pub fn wall_clock() -> cairn_types::Time {
+    cairn_types::Time::from_nanos(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    )
+}
+
 fn starting() -> UserError {
     UserError::new(ErrorCode::CertifiedStateUnavailable, "The node is starting: no certified state is available yet.")
 }
@@ -555,7 +564,7 @@ impl NodeApi for NodeHandle {
     }
 
     fn now_nanos(&self) -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        wall_clock().as_nanos()
     }
 }
 

@@ -10,6 +10,7 @@ use crate::block::Block;
 use crate::checkpoint::Checkpoints;
 use crate::metrics::NodeMetrics;
 use crate::store::BlockStore;
+use crate::wall_clock;
 use crate::{NodeError, Shared};
 use cairn_crypto::bls;
 use cairn_crypto::certificate::state_root_message;
@@ -20,7 +21,7 @@ use cairn_types::{Height, Time};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Timing and size parameters of the replica loop.
 #[derive(Clone, Debug)]
@@ -70,10 +71,6 @@ pub struct Replica {
     pub(crate) params: ReplicaParams,
     pub(crate) checkpoint_tx: crossbeam_channel::Sender<(Height, [u8; 32], Arc<ReplicatedState>)>,
     pub(crate) metrics: NodeMetrics,
-}
-
-fn wall_clock() -> Time {
-    Time::from_nanos(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
 }
 
 impl Replica {
@@ -405,8 +402,8 @@ impl SubnetReplica {
                 self.replica.metrics.diverged_height.set(height.0 as i64);
                 tracing::error!(
                     %height,
-                    ours = %hex(&ours),
-                    agreed = %hex(&agreed),
+                    ours = %hex::encode(ours),
+                    agreed = %hex::encode(agreed),
                     "STATE DIVERGED: the subnet certified a different state root than this node computed; \
                      this node stops executing and certifying (it keeps serving its last certified state) \
                      until it is recovered from a catch-up package and state sync"
@@ -426,8 +423,4 @@ impl SubnetReplica {
             let _ = self.transport.send(peer, &crate::subnet::PeerMessage::Certification(latest.clone()));
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -13,6 +13,7 @@ use super::artifact_store::ArtifactStore;
 use super::ingress::{SubnetIngress, WireIngress};
 use super::{PeerMessage, PeerStatus};
 use crate::metrics::NodeMetrics;
+use crate::wall_clock;
 use cairn_consensus::{
     ArtifactKind, ArtifactPool, BlsCrypto, Consensus, ConsensusMessage, IngressPayloadHandler, LocalState, PoolEvent,
     StepOutput,
@@ -24,7 +25,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What the consensus thread reacts to.
 #[allow(clippy::large_enum_variant)] // Peer messages are the common case; boxing them costs an allocation each.
@@ -58,12 +59,8 @@ const REPAIR_HEIGHTS: u64 = 50;
 /// At most this many events are handled before consensus steps again.
 const EVENTS_PER_STEP: usize = 10_000;
 
-/// The node's clock, read only here: consensus gets time passed in.
-pub fn wall_clock() -> Time {
-    Time::from_nanos(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
-}
-
 /// What this node knows of a peer.
+#[derive(Clone, Copy)]
 struct PeerView {
     status: PeerStatus,
     /// When artifacts were last resent to it.
@@ -237,19 +234,23 @@ impl Driver {
     /// the shares too, so a subnet that stalled during a partition resumes).
     fn repair(&mut self, peer: NodeId, status: PeerStatus) {
         let finalized = self.pool.finalized_height();
-        let previous = self.peers.insert(peer, PeerView { status, repaired: Instant::now() });
-        let Some(previous) = previous else { return };
-        // Stalled: it executed nothing since its last status although this
-        // node has finalized more (its finalized height may still move: it
-        // validates finalizations without having the blocks), or nothing at
-        // all changed (both sides stuck, e.g. after a partition healed).
-        let stalled = (previous.status.delivered == status.delivered && status.delivered < finalized)
-            || previous.status == status;
-        // Statuses queued while disconnected arrive in a burst: one repair per interval.
-        if !stalled || status.delivered > finalized || previous.repaired.elapsed() < self.status_interval / 2 {
-            if let Some(view) = self.peers.get_mut(&peer) {
-                view.repaired = previous.repaired;
-            }
+        let now = Instant::now();
+        let previous = self.peers.get(&peer).copied();
+        let repair = previous.is_some_and(|previous| {
+            // Stalled: it executed nothing since its last status although this
+            // node has finalized more (its finalized height may still move: it
+            // validates finalizations without having the blocks), or nothing at
+            // all changed (both sides stuck, e.g. after a partition healed).
+            let stalled = (previous.status.delivered == status.delivered && status.delivered < finalized)
+                || previous.status == status;
+            // Statuses queued while disconnected arrive in a burst: one repair per interval.
+            stalled
+                && status.delivered <= finalized
+                && now.duration_since(previous.repaired) >= self.status_interval / 2
+        });
+        let repaired = if repair { now } else { previous.map_or(now, |p| p.repaired) };
+        self.peers.insert(peer, PeerView { status, repaired });
+        if !repair {
             return;
         }
         // A peer's finalized height can run ahead of what it has (it got the

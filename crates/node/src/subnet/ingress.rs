@@ -77,6 +77,8 @@ pub struct SubnetIngress {
     order: VecDeque<MessageId>,
     pending_bytes: usize,
     limits: PendingLimits,
+    /// Block time of the last sweep of expired verdicts.
+    swept_at: Time,
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -101,6 +103,7 @@ impl SubnetIngress {
             order: VecDeque::new(),
             pending_bytes: 0,
             limits,
+            swept_at: Time::from_nanos(0),
         }
     }
 
@@ -193,8 +196,14 @@ impl SubnetIngress {
             .collect()
     }
 
-    /// Forgets cached verdicts of requests that expired before `time`.
+    /// Forgets cached verdicts of requests that expired before `time`. The
+    /// sweep visits every verdict, so it runs at most once per second of
+    /// block time, not after every block.
     pub fn forget_expired(&mut self, time: Time) {
+        if time < self.swept_at.saturating_add(std::time::Duration::from_secs(1)) {
+            return;
+        }
+        self.swept_at = time;
         self.verdicts.lock().retain(|_, v| v.ingress.expiry_time >= time);
     }
 }
