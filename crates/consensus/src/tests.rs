@@ -263,6 +263,52 @@ fn aggregation_thresholds() {
     assert_eq!(c.nodes[target].pool.notarized_height(), Height(1), "three are");
 }
 
+/// Shares are checked together: a group that reaches its threshold is
+/// combined and the one combined signature checked; the aggregate enters
+/// the pool and the peers' shares are dropped. A group with a bad share
+/// falls back to one check per share, rejects the bad one, and aggregates
+/// once enough good ones are there.
+#[test]
+fn shares_are_combined_before_they_are_checked() {
+    let mut c = Cluster::new(4); // f = 1: beacon 2, notarization 3
+    for i in 0..4 {
+        c.step(i, 0);
+    }
+    let beacon_share = c.own(1, ArtifactKind::RandomBeaconShare, 1)[0].clone();
+    c.give(0, &beacon_share);
+    c.step(0, 1);
+    assert!(c.nodes[0].pool.beacon(Height(1)).is_some());
+    assert!(c.invalid(0).is_empty());
+    assert!(
+        !c.nodes[0].pool.beacon_shares_at(Height(1)).any(|s| s.signer == node_id(1)),
+        "the peer's share was combined, not checked and kept"
+    );
+
+    let r0 = c.maker(1, 0);
+    for i in 0..4 {
+        c.sync(r0, i);
+    }
+    for i in 0..4 {
+        c.step(i, 300);
+    }
+    let target = (0..4).find(|i| *i != r0).unwrap();
+    let others: Vec<usize> = (0..4).filter(|i| *i != target).collect();
+    let share = |c: &Cluster, i: usize| c.own(i, ArtifactKind::NotarizationShare, 1)[0].clone();
+    let (good_a, good_b) = (share(&c, others[0]), share(&c, others[1]));
+    let ConsensusMessage::NotarizationShare(s) = &good_a else { unreachable!() };
+    let mut bad = s.clone();
+    bad.signature[0] ^= 1;
+    c.give(target, &ConsensusMessage::NotarizationShare(bad));
+    c.give(target, &good_b);
+    c.step(target, 301);
+    assert!(matches!(c.invalid(target).as_slice(), [InvalidArtifact::Signature(_)]), "{:?}", c.invalid(target));
+    assert_eq!(c.nodes[target].pool.notarized_height(), Height(0), "own share and one good share are not enough");
+    assert_eq!(c.nodes[target].pool.notarization_shares_at(Height(1)).count(), 2, "the good share was checked alone");
+    c.give(target, &good_a);
+    c.step(target, 302);
+    assert_eq!(c.nodes[target].pool.notarized_height(), Height(1));
+}
+
 /// A node that signed a notarization share for another block at a height
 /// must not sign a finalization share there, even if only one block got
 /// notarized; not even after a restart.

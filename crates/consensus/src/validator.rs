@@ -14,8 +14,8 @@ use crate::hash::CryptoHash;
 use crate::payload::{PayloadContext, PayloadError, PayloadHandler};
 use crate::pool::{ArtifactPool, ChangeAction};
 use crate::types::{
-    ArtifactKind, BlockProposal, ConsensusMessage, EquivocationProof, MultiSignature, Rank, Share, SignedContent,
-    ThresholdSignature,
+    ArtifactId, ArtifactKind, BlockProposal, ConsensusMessage, EquivocationProof, FinalizationContent, MultiSignature,
+    NotarizationContent, RandomBeaconContent, RandomTapeContent, Rank, Share, SignedContent, ThresholdSignature,
 };
 use crate::{ConsensusMessage as M, LocalState};
 use cairn_types::{Height, NodeId, Time};
@@ -115,6 +115,44 @@ struct Pass<'a> {
     proposals: BTreeMap<(Height, NodeId), Vec<&'a BlockProposal>>,
     /// Equivocation proofs known or emitted, per (height, signer).
     proofs: BTreeSet<(Height, NodeId)>,
+    /// Share groups (share kind, height, content key) the combine-first step
+    /// had enough shares for, and how combining them went.
+    groups: BTreeMap<GroupKey, Combined>,
+    /// Unvalidated artifacts the combine-first step already decided.
+    decided: BTreeSet<ArtifactId>,
+}
+
+/// Shares that sign the same thing: (share kind, height, content key).
+type GroupKey = (ArtifactKind, Height, CryptoHash);
+
+/// The outcome of combining a group of unvalidated shares.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Combined {
+    /// The combination verified and is now in the pool; the group's other
+    /// shares are not needed.
+    Verified,
+    /// It did not verify: some share is bad, so each is checked on its own.
+    Failed,
+}
+
+/// Whether a share's own signature is worth checking in this pass. Shares
+/// are checked together by combining them (one signature check per group
+/// instead of one per share); one by one only where that failed, to find
+/// the bad ones. A group too small to combine waits for more shares.
+fn individual_check(pass: &Pass<'_>, key: GroupKey) -> Result<(), Verdict> {
+    match pass.groups.get(&key) {
+        Some(Combined::Failed) => Ok(()),
+        Some(Combined::Verified) => Err(Verdict::Irrelevant),
+        None => Err(Verdict::Defer),
+    }
+}
+
+/// The shares among a group's unvalidated members.
+fn select<'a, T>(
+    members: &[(ArtifactId, &'a ConsensusMessage)],
+    share: impl Fn(&'a ConsensusMessage) -> Option<&'a Share<T>>,
+) -> Vec<(ArtifactId, &'a Share<T>)> {
+    members.iter().filter_map(|(id, m)| share(m).map(|s| (*id, s))).collect()
 }
 
 /// A hash identifying a share's content within its kind and height.
@@ -143,8 +181,9 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let limit = Height(v.finalized.0.saturating_add(self.cfg.params.max_heights_ahead));
         let mut out = Vec::new();
         let mut pass = Pass::default();
+        self.combine_shares(pool, v, limit, &mut pass, &mut out);
         for (id, msg) in pool.unvalidated() {
-            if id.height > limit {
+            if id.height > limit || pass.decided.contains(id) {
                 continue;
             }
             let verdict = if id.height.0 == 0 {
@@ -185,6 +224,192 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             self.validation_memo = Some(memo);
         }
         out
+    }
+
+    /// Combine-then-verify: groups the unvalidated shares by what they
+    /// sign and, where a group (with the validated shares on the same
+    /// content) reaches the threshold, combines it and checks the one
+    /// combined signature. If it verifies, the aggregate goes straight into
+    /// the pool and the shares are dropped: a valid aggregate is all that
+    /// consensus needs of them, whichever individual shares it came from.
+    /// This replaces n - 1 pairing checks per kind and round with one.
+    fn combine_shares<'a>(
+        &mut self,
+        pool: &'a ArtifactPool,
+        v: &View,
+        limit: Height,
+        pass: &mut Pass<'a>,
+        out: &mut Vec<ChangeAction>,
+    ) {
+        let mut groups: BTreeMap<GroupKey, Vec<(ArtifactId, &ConsensusMessage)>> = BTreeMap::new();
+        for (id, m) in pool.unvalidated() {
+            if id.height > limit || id.height.0 == 0 {
+                continue;
+            }
+            let ck = match m {
+                M::RandomBeaconShare(s) => content_key(&s.content),
+                M::RandomTapeShare(s) => content_key(&s.content),
+                M::NotarizationShare(s) => content_key(&s.content),
+                M::FinalizationShare(s) => content_key(&s.content),
+                _ => continue,
+            };
+            groups.entry((id.kind, id.height, ck)).or_default().push((*id, m));
+        }
+        for (key, members) in groups {
+            let (kind, h, ck) = key;
+            let outcome = match kind {
+                ArtifactKind::RandomBeaconShare => {
+                    if pool.beacon(h).is_some() {
+                        continue;
+                    }
+                    let Some(prev) = self.beacon_hash(pool, Height(h.0 - 1)) else { continue };
+                    let content = RandomBeaconContent { height: h, parent: prev };
+                    if content_key(&content) != ck {
+                        continue; // a wrong parent: invalid, found one by one
+                    }
+                    let shares = select(&members, |m| match m {
+                        M::RandomBeaconShare(s) => Some(s),
+                        _ => None,
+                    });
+                    let validated: Vec<_> = pool.beacon_shares_at(h).filter(|s| s.content == content).collect();
+                    self.combine_threshold_group(content, &validated, &shares, M::RandomBeacon, pass, out)
+                }
+                ArtifactKind::RandomTapeShare => {
+                    if h < self.next_batch_height || pool.tape(h).is_some() {
+                        continue;
+                    }
+                    let content = RandomTapeContent { height: h };
+                    let shares = select(&members, |m| match m {
+                        M::RandomTapeShare(s) => Some(s),
+                        _ => None,
+                    });
+                    let validated: Vec<_> = pool.tape_shares_at(h).collect();
+                    self.combine_threshold_group(content, &validated, &shares, M::RandomTape, pass, out)
+                }
+                ArtifactKind::NotarizationShare => {
+                    let shares = select(&members, |m| match m {
+                        M::NotarizationShare(s) => Some(s),
+                        _ => None,
+                    });
+                    let exists = |c: &NotarizationContent| pool.has_notarization(c);
+                    let Some((_, first)) = shares.first() else { continue };
+                    let validated: Vec<_> =
+                        pool.notarization_shares_at(h).filter(|s| s.content == first.content).collect();
+                    self.combine_multi_group(pool, v, &validated, &shares, exists, M::Notarization, pass, out)
+                }
+                ArtifactKind::FinalizationShare => {
+                    let shares = select(&members, |m| match m {
+                        M::FinalizationShare(s) => Some(s),
+                        _ => None,
+                    });
+                    let exists = |c: &FinalizationContent| pool.has_finalization(c);
+                    let Some((_, first)) = shares.first() else { continue };
+                    let validated: Vec<_> =
+                        pool.finalization_shares_at(h).filter(|s| s.content == first.content).collect();
+                    self.combine_multi_group(pool, v, &validated, &shares, exists, M::Finalization, pass, out)
+                }
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                pass.groups.insert(key, outcome);
+            }
+        }
+    }
+
+    /// Combines threshold shares (beacon, tape) on `content`: the validated
+    /// ones first, then unvalidated ones from distinct members up to the
+    /// threshold. `None`: not enough shares yet.
+    #[allow(clippy::too_many_arguments)]
+    fn combine_threshold_group<T: SignedContent>(
+        &mut self,
+        content: T,
+        validated: &[&Share<T>],
+        candidates: &[(ArtifactId, &Share<T>)],
+        wrap: fn(ThresholdSignature<T>) -> ConsensusMessage,
+        pass: &mut Pass<'_>,
+        out: &mut Vec<ChangeAction>,
+    ) -> Option<Combined> {
+        let threshold = self.membership().beacon_threshold();
+        let mut chosen: BTreeMap<NodeId, &[u8]> = validated.iter().map(|s| (s.signer, &s.signature[..])).collect();
+        let mut used = Vec::new();
+        for (id, s) in candidates {
+            if chosen.len() >= threshold {
+                break;
+            }
+            if s.content != content || !self.membership().contains(&s.signer) || chosen.contains_key(&s.signer) {
+                continue;
+            }
+            chosen.insert(s.signer, &s.signature);
+            used.push(*id);
+        }
+        if chosen.len() < threshold {
+            return None;
+        }
+        let shares: Vec<(NodeId, &[u8])> = chosen.into_iter().collect();
+        let bytes = content.signing_bytes();
+        let combined = self
+            .crypto
+            .combine_threshold(threshold, &bytes, &shares)
+            .and_then(|signature| self.crypto.verify_threshold(&bytes, &signature).map(|()| signature));
+        let Ok(signature) = combined else { return Some(Combined::Failed) };
+        pass.aggregates.insert((T::AGGREGATE_KIND, content.height(), CryptoHash::ZERO));
+        out.push(ChangeAction::AddToValidated(wrap(ThresholdSignature { content, signature })));
+        for id in used {
+            pass.decided.insert(id);
+            out.push(ChangeAction::RemoveFromUnvalidated(id));
+        }
+        Some(Combined::Verified)
+    }
+
+    /// Combines notarization or finalization shares on one content: every
+    /// validated share and every unvalidated one from a distinct notary of
+    /// the round. `None`: not enough shares yet, or not decidable yet.
+    #[allow(clippy::too_many_arguments)]
+    fn combine_multi_group<T: SignedContent>(
+        &mut self,
+        pool: &ArtifactPool,
+        v: &View,
+        validated: &[&Share<T>],
+        candidates: &[(ArtifactId, &Share<T>)],
+        exists: impl Fn(&T) -> bool,
+        wrap: fn(MultiSignature<T>) -> ConsensusMessage,
+        pass: &mut Pass<'_>,
+        out: &mut Vec<ChangeAction>,
+    ) -> Option<Combined> {
+        let content = candidates.first()?.1.content.clone();
+        let h = content.height();
+        let ck = content_key(&content);
+        if h <= v.finalized || exists(&content) || pass.aggregates.contains(&(T::AGGREGATE_KIND, h, ck)) {
+            return None;
+        }
+        let round = self.round(pool, h)?;
+        let mut chosen: BTreeMap<NodeId, &[u8]> = validated.iter().map(|s| (s.signer, &s.signature[..])).collect();
+        let mut used = Vec::new();
+        for (id, s) in candidates {
+            if !round.is_notary(&s.signer) || chosen.contains_key(&s.signer) {
+                continue;
+            }
+            chosen.insert(s.signer, &s.signature);
+            used.push(*id);
+        }
+        if chosen.len() < self.membership().notarization_threshold() {
+            return None;
+        }
+        let shares: Vec<(NodeId, &[u8])> = chosen.into_iter().collect();
+        let signers: Vec<NodeId> = shares.iter().map(|(n, _)| *n).collect();
+        let bytes = content.signing_bytes();
+        let combined = self
+            .crypto
+            .aggregate_multi(&bytes, &shares)
+            .and_then(|signature| self.crypto.verify_multi(&signers, &bytes, &signature).map(|()| signature));
+        let Ok(signature) = combined else { return Some(Combined::Failed) };
+        pass.aggregates.insert((T::AGGREGATE_KIND, h, ck));
+        out.push(ChangeAction::AddToValidated(wrap(MultiSignature { content, signers, signature })));
+        for id in used {
+            pass.decided.insert(id);
+            out.push(ChangeAction::RemoveFromUnvalidated(id));
+        }
+        Some(Combined::Verified)
     }
 
     fn check_beacon(
@@ -228,6 +453,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if pass.shares.contains(&key) || pool.beacon_shares_at(h).any(|x| x.signer == s.signer) {
             return Err(Verdict::Irrelevant);
         }
+        individual_check(pass, (ArtifactKind::RandomBeaconShare, h, content_key(&s.content)))?;
         sig(self.crypto.verify_threshold_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
         pass.shares.insert(key);
         Ok(())
@@ -266,6 +492,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if pass.shares.contains(&key) || pool.tape_shares_at(h).any(|x| x.signer == s.signer) {
             return Err(Verdict::Irrelevant);
         }
+        individual_check(pass, (ArtifactKind::RandomTapeShare, h, content_key(&s.content)))?;
         sig(self.crypto.verify_threshold_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
         pass.shares.insert(key);
         Ok(())
@@ -305,6 +532,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if dup || pass.shares.contains(&key) {
             return Err(Verdict::Irrelevant);
         }
+        individual_check(pass, (T::SHARE_KIND, h, ck))?;
         sig(self.crypto.verify_multi_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
         pass.shares.insert(key);
         Ok(())

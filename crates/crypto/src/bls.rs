@@ -18,12 +18,18 @@
 //!   come with a proof of possession ([`create_pop`]) to rule out rogue-key
 //!   attacks.
 
-use ic_bls12_381::hash_to_curve::{ExpandMsgXmd, HashToCurve};
-use ic_bls12_381::{G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, Gt, Scalar};
+//!
+//! The curve arithmetic on the hot paths (hashing to G1, signing, pairing
+//! checks, point decoding, sums and Lagrange combination) runs on `blst`,
+//! about three times faster than the pure-Rust `ic_bls12_381`, which is
+//! kept only for scalar arithmetic (key derivation, Lagrange coefficients).
+
+use blst::BLST_ERROR;
+use blst::min_sig as min;
+use ic_bls12_381::Scalar;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::rand_core::SeedableRng;
-use std::sync::LazyLock;
 use zeroize::Zeroize;
 
 /// Domain separation tag for signatures (min-sig, basic scheme).
@@ -103,17 +109,15 @@ impl std::fmt::Debug for SecretKey {
 
 /// A BLS public key: a point in G2.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct PublicKey(G2Affine);
+pub struct PublicKey(min::PublicKey);
 
 /// A BLS signature (or signature share): a point in G1.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Signature(G1Affine);
+pub struct Signature(min::Signature);
 
-static NEG_G2_PREPARED: LazyLock<G2Prepared> = LazyLock::new(|| G2Prepared::from(-G2Affine::generator()));
-
-fn hash_to_g1(dst: &[u8], msg: &[u8]) -> G1Affine {
-    let p = <G1Projective as HashToCurve<ExpandMsgXmd<sha2::Sha256>>>::hash_to_curve(msg, dst);
-    G1Affine::from(p)
+/// The compressed encoding of the point at infinity (G1 or G2 prefix).
+fn is_infinity_encoding(bytes: &[u8]) -> bool {
+    bytes[0] == 0xc0 && bytes[1..].iter().all(|b| *b == 0)
 }
 
 fn random_scalar(rng: &mut impl RngCore) -> Scalar {
@@ -124,19 +128,19 @@ fn random_scalar(rng: &mut impl RngCore) -> Scalar {
     s
 }
 
-/// Checks `e(sig, G2) == e(H(msg), pk)` with one multi-Miller loop.
+/// Checks `e(sig, G2) == e(H(msg), pk)` (points were subgroup-checked
+/// when they were decoded).
 fn verify_with_dst(dst: &[u8], pk: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), BlsError> {
-    if bool::from(pk.0.is_identity()) {
+    if is_infinity_encoding(&pk.0.compress()) {
         return Err(BlsError::IdentityPublicKey);
     }
-    if bool::from(sig.0.is_identity()) {
+    if is_infinity_encoding(&sig.0.compress()) {
         return Err(BlsError::VerificationFailed);
     }
-    let h = hash_to_g1(dst, msg);
-    let pk_prepared = G2Prepared::from(pk.0);
-    let result =
-        ic_bls12_381::multi_miller_loop(&[(&sig.0, &NEG_G2_PREPARED), (&h, &pk_prepared)]).final_exponentiation();
-    if result == Gt::identity() { Ok(()) } else { Err(BlsError::VerificationFailed) }
+    match sig.0.verify(false, msg, dst, &[], &pk.0, false) {
+        BLST_ERROR::BLST_SUCCESS => Ok(()),
+        _ => Err(BlsError::VerificationFailed),
+    }
 }
 
 impl SecretKey {
@@ -162,27 +166,48 @@ impl SecretKey {
         b
     }
 
+    /// The same key as blst holds it.
+    fn to_blst(&self) -> min::SecretKey {
+        let mut be = self.to_bytes();
+        let key = min::SecretKey::from_bytes(&be);
+        be.zeroize();
+        // Any scalar below the group order is accepted; zero is not (a zero
+        // key is worthless anyway and never derived from a seed).
+        key.unwrap_or_default()
+    }
+
     /// The matching public key `sk · G2`.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(G2Affine::from(G2Affine::generator() * self.0))
+        PublicKey(self.to_blst().sk_to_pk())
     }
 
     /// Signs `msg` (also how a node signs its threshold share).
     pub fn sign(&self, msg: &[u8]) -> Signature {
-        Signature(G1Affine::from(hash_to_g1(SIGNATURE_DST, msg) * self.0))
+        self.sign_with_dst(SIGNATURE_DST, msg)
+    }
+
+    fn sign_with_dst(&self, dst: &[u8], msg: &[u8]) -> Signature {
+        Signature(self.to_blst().sign(msg, dst, &[]))
     }
 }
 
 impl PublicKey {
     /// Parses a 96-byte compressed G2 point, checking subgroup membership.
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, BlsError> {
-        let arr: &[u8; PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| BlsError::PublicKeyLength(bytes.len()))?;
-        Option::<G2Affine>::from(G2Affine::from_compressed(arr)).map(PublicKey).ok_or(BlsError::InvalidPublicKey)
+        if bytes.len() != PUBLIC_KEY_LEN {
+            return Err(BlsError::PublicKeyLength(bytes.len()));
+        }
+        let key = min::PublicKey::uncompress(bytes).map_err(|_| BlsError::InvalidPublicKey)?;
+        // The identity is a well-formed point; verification refuses it.
+        if !is_infinity_encoding(bytes) && key.validate().is_err() {
+            return Err(BlsError::InvalidPublicKey);
+        }
+        Ok(PublicKey(key))
     }
 
     /// The 96-byte compressed encoding.
     pub fn to_bytes(&self) -> [u8; PUBLIC_KEY_LEN] {
-        self.0.to_compressed()
+        self.0.compress()
     }
 
     /// The 133-byte DER encoding (`DER_PREFIX · key`), as served in
@@ -214,15 +239,19 @@ impl PublicKey {
 impl Signature {
     /// Parses a 48-byte compressed G1 point, checking subgroup membership.
     pub fn from_bytes(bytes: &[u8]) -> Result<Signature, BlsError> {
-        let arr: &[u8; SIGNATURE_LEN] = bytes.try_into().map_err(|_| BlsError::SignatureLength(bytes.len()))?;
-        Option::<G1Affine>::from(G1Affine::from_compressed(arr))
-            .map(Signature)
-            .ok_or(BlsError::InvalidSignatureEncoding)
+        if bytes.len() != SIGNATURE_LEN {
+            return Err(BlsError::SignatureLength(bytes.len()));
+        }
+        let sig = min::Signature::uncompress(bytes).map_err(|_| BlsError::InvalidSignatureEncoding)?;
+        if !sig.subgroup_check() {
+            return Err(BlsError::InvalidSignatureEncoding);
+        }
+        Ok(Signature(sig))
     }
 
     /// The 48-byte compressed encoding.
     pub fn to_bytes(&self) -> [u8; SIGNATURE_LEN] {
-        self.0.to_compressed()
+        self.0.compress()
     }
 }
 
@@ -241,7 +270,7 @@ pub fn verify(public_key: &[u8], msg: &[u8], signature: &[u8]) -> Result<(), Bls
 /// The public commitments `a_k · G2` to the coefficients of the sharing
 /// polynomial; `coefficients[0]` is the group public key.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct PublicCoefficients(Vec<G2Affine>);
+pub struct PublicCoefficients(Vec<PublicKey>);
 
 impl PublicCoefficients {
     /// How many shares are needed to sign (the polynomial degree plus one).
@@ -251,7 +280,7 @@ impl PublicCoefficients {
 
     /// The group public key under which combined signatures verify.
     pub fn group_public_key(&self) -> PublicKey {
-        PublicKey(self.0[0])
+        self.0[0]
     }
 
     /// The public key of node `index`'s share: `Σ_k A_k · (index+1)^k`
@@ -261,17 +290,28 @@ impl PublicCoefficients {
     /// it with a short variable-time double-and-add instead of a full
     /// constant-time scalar multiplication.
     pub fn public_share(&self, index: NodeIndex) -> PublicKey {
-        let x = u64::from(index) + 1;
-        let mut acc = G2Projective::identity();
+        let x = (u64::from(index) + 1).to_le_bytes();
+        let bits = 64 - (u64::from(index) + 1).leading_zeros() as usize;
+        let mut acc = blst::blst_p2::default(); // the point at infinity
         for c in self.0.iter().rev() {
-            acc = mul_small(&acc, x) + c;
+            let affine: &blst::blst_p2_affine = (&c.0).into();
+            // SAFETY: blst's point routines on valid, initialized points;
+            // output and input may alias.
+            unsafe {
+                let mut scaled = blst::blst_p2::default();
+                blst::blst_p2_mult(&mut scaled, &acc, x.as_ptr(), bits);
+                blst::blst_p2_add_or_double_affine(&mut acc, &scaled, affine);
+            }
         }
-        PublicKey(G2Affine::from(acc))
+        let mut out = blst::blst_p2_affine::default();
+        // SAFETY: as above.
+        unsafe { blst::blst_p2_to_affine(&mut out, &acc) };
+        PublicKey(min::PublicKey::from(out))
     }
 
     /// `threshold × 96` bytes: the compressed coefficients in order.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.0.iter().flat_map(|c| c.to_compressed()).collect()
+        self.0.iter().flat_map(|c| c.to_bytes()).collect()
     }
 
     /// Parses [`PublicCoefficients::to_bytes`].
@@ -282,24 +322,8 @@ impl PublicCoefficients {
                 bytes.len()
             )));
         }
-        bytes
-            .chunks(PUBLIC_KEY_LEN)
-            .map(|c| PublicKey::from_bytes(c).map(|k| k.0))
-            .collect::<Result<Vec<_>, _>>()
-            .map(PublicCoefficients)
+        bytes.chunks(PUBLIC_KEY_LEN).map(PublicKey::from_bytes).collect::<Result<Vec<_>, _>>().map(PublicCoefficients)
     }
-}
-
-/// `k · p` for a small public `k` (double-and-add over its bits).
-fn mul_small(p: &G2Projective, k: u64) -> G2Projective {
-    let mut acc = G2Projective::identity();
-    for bit in (0..64 - k.leading_zeros()).rev() {
-        acc = acc.double();
-        if (k >> bit) & 1 == 1 {
-            acc += p;
-        }
-    }
-    acc
 }
 
 /// Trusted-dealer threshold key generation from a seed.
@@ -318,7 +342,7 @@ pub fn generate_threshold_keys(
     }
     let mut rng = ChaCha20Rng::from_seed(seed);
     let coefficients: Vec<SecretKey> = (0..threshold).map(|_| SecretKey(random_scalar(&mut rng))).collect();
-    let public = PublicCoefficients(coefficients.iter().map(|a| G2Affine::from(G2Affine::generator() * a.0)).collect());
+    let public = PublicCoefficients(coefficients.iter().map(SecretKey::public_key).collect());
     let shares = (0..nodes)
         .map(|i| {
             let x = Scalar::from(i as u64 + 1);
@@ -379,7 +403,7 @@ pub fn combine(threshold: usize, shares: &[(NodeIndex, Signature)]) -> Result<Si
         // signature itself (λ = 1); skip a full scalar multiplication.
         return Ok(**sig);
     }
-    let mut acc = G1Projective::identity();
+    let mut acc = blst::blst_p1::default(); // the point at infinity
     for (i, (xi, sig)) in chosen.iter().enumerate() {
         let mut num = Scalar::one();
         let mut den = Scalar::one();
@@ -390,9 +414,23 @@ pub fn combine(threshold: usize, shares: &[(NodeIndex, Signature)]) -> Result<Si
             }
         }
         let den_inv = Option::<Scalar>::from(den.invert()).expect("distinct x values");
-        acc += sig.0 * (num * den_inv);
+        let mut lambda = (num * den_inv).to_bytes(); // little-endian, as blst wants it
+        let affine: &blst::blst_p1_affine = (&sig.0).into();
+        // SAFETY: blst's point routines on valid, initialized points;
+        // output and input may alias.
+        unsafe {
+            let mut point = blst::blst_p1::default();
+            blst::blst_p1_from_affine(&mut point, affine);
+            let mut term = blst::blst_p1::default();
+            blst::blst_p1_mult(&mut term, &point, lambda.as_ptr(), 255);
+            blst::blst_p1_add_or_double(&mut acc, &acc, &term);
+        }
+        lambda.zeroize();
     }
-    Ok(Signature(G1Affine::from(acc)))
+    let mut out = blst::blst_p1_affine::default();
+    // SAFETY: as above.
+    unsafe { blst::blst_p1_to_affine(&mut out, &acc) };
+    Ok(Signature(min::Signature::from(out)))
 }
 
 // ---------------------------------------------------------------------------
@@ -404,8 +442,9 @@ pub fn aggregate_signatures(signatures: &[Signature]) -> Result<Signature, BlsEr
     if signatures.is_empty() {
         return Err(BlsError::EmptyAggregate);
     }
-    let sum: G1Projective = signatures.iter().map(|s| G1Projective::from(s.0)).sum();
-    Ok(Signature(G1Affine::from(sum)))
+    let refs: Vec<&min::Signature> = signatures.iter().map(|s| &s.0).collect();
+    let sum = min::AggregateSignature::aggregate(&refs, false).map_err(|_| BlsError::EmptyAggregate)?;
+    Ok(Signature(sum.to_signature()))
 }
 
 /// Sums public keys, for verifying an aggregated signature.
@@ -413,8 +452,9 @@ pub fn aggregate_public_keys(keys: &[PublicKey]) -> Result<PublicKey, BlsError> 
     if keys.is_empty() {
         return Err(BlsError::EmptyAggregate);
     }
-    let sum: G2Projective = keys.iter().map(|k| G2Projective::from(k.0)).sum();
-    Ok(PublicKey(G2Affine::from(sum)))
+    let refs: Vec<&min::PublicKey> = keys.iter().map(|k| &k.0).collect();
+    let sum = min::AggregatePublicKey::aggregate(&refs, false).map_err(|_| BlsError::EmptyAggregate)?;
+    Ok(PublicKey(sum.to_public_key()))
 }
 
 /// Verifies an aggregated signature on `msg` by all of `keys`.
@@ -429,7 +469,7 @@ pub fn verify_multi(keys: &[PublicKey], msg: &[u8], signature: &Signature) -> Re
 /// under [`POP_DST`].
 pub fn create_pop(secret: &SecretKey) -> Signature {
     let pk = secret.public_key().to_bytes();
-    Signature(G1Affine::from(hash_to_g1(POP_DST, &pk) * secret.0))
+    secret.sign_with_dst(POP_DST, &pk)
 }
 
 /// Checks a proof of possession for `public_key`.
