@@ -25,9 +25,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback, never the same one twice in this process.
+///
+/// The port is free when it is chosen but the node binds it only later;
+/// tests of one binary run in parallel, and the kernel may hand the same
+/// just-released port to two of them. The second node would then fail to
+/// bind while its test, connecting to the first node's port, believes it
+/// is up. Remembering the ports handed out rules that out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    loop {
+        let port =
+            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+        if claim_port(port) {
+            return port;
+        }
+    }
+}
+
+/// Marks `port` as handed out in this process; false if it already was.
+pub fn claim_port(port: u16) -> bool {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port)
 }
 
 /// A running local network (one `cairn start` process).

@@ -39,8 +39,12 @@ pub fn free_port_block(n: usize) -> u16 {
         if !(1024..=60_000).contains(&base) {
             continue;
         }
+        // Every port of the block is claimed, so blocks (and single ports)
+        // handed out in this process never overlap.
         let ok = (0..n as u16).all(|i| {
-            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+            (i == 0 || crate::claim_port(base + i))
+                && crate::claim_port(base + 1000 + i)
+                && TcpListener::bind(("127.0.0.1", base + i)).is_ok()
                 && UdpSocket::bind(("127.0.0.1", base + 1000 + i)).is_ok()
         });
         if ok {
