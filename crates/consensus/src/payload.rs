@@ -20,6 +20,7 @@ use crate::types::{Batch, Block, BlockContext, Payload};
 use cairn_types::messages::MessageId;
 use cairn_types::{Height, Time};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An ancestor of the block being built or validated.
@@ -132,9 +133,12 @@ pub trait IngressSource {
     /// block at `time` (malformed, bad signature, expired delegation). Must
     /// be deterministic: the same bytes and time always give the same answer.
     fn inspect(&self, message: &[u8], time: Time) -> Result<IngressInfo, String>;
-    /// Messages to offer for a block at `time`, best first. The handler
-    /// filters and truncates them to the limits.
-    fn candidates(&mut self, time: Time) -> Vec<Vec<u8>>;
+    /// Every message the pool could offer for a block at `time`, best
+    /// first (shared, so offering them costs no copies). The handler skips
+    /// those already in undelivered ancestors and truncates the rest to the
+    /// subnet's limits; the pool must not truncate, or messages already in
+    /// the parent could crowd new ones out of a full block.
+    fn candidates(&mut self, time: Time) -> Vec<Arc<Vec<u8>>>;
     /// These messages were finalized; the pool can drop them.
     fn on_delivered(&mut self, _ids: &[MessageId]) {}
 }
@@ -257,7 +261,7 @@ impl<S: IngressSource> PayloadHandler for IngressPayloadHandler<S> {
                 continue;
             }
             bytes += m.len() as u64;
-            out.push(m);
+            out.push(m.as_ref().clone());
         }
         Payload::new(out)
     }
@@ -344,8 +348,8 @@ mod tests {
                 expiry: Time::from_secs(u64::from_be_bytes(m[1..9].try_into().unwrap())),
             })
         }
-        fn candidates(&mut self, _time: Time) -> Vec<Vec<u8>> {
-            self.pending.clone()
+        fn candidates(&mut self, _time: Time) -> Vec<Arc<Vec<u8>>> {
+            self.pending.iter().cloned().map(Arc::new).collect()
         }
         fn on_delivered(&mut self, ids: &[MessageId]) {
             self.delivered.extend_from_slice(ids);
@@ -397,6 +401,24 @@ mod tests {
         let ids: Vec<u8> = p.messages.iter().map(|m| m[0]).collect();
         assert_eq!(ids, vec![1, 5, 6]);
         assert_eq!(h.validate(&ctx_at(2, &ctx, &[]), &p), Ok(()));
+    }
+
+    /// A full block's worth of pending messages that the parent (not yet
+    /// delivered) already carries must not keep new ones out of the child.
+    #[test]
+    fn messages_in_the_parent_do_not_crowd_out_new_ones() {
+        let mut h = IngressPayloadHandler::new(
+            Src::default(),
+            IngressLimits { max_messages: 2, max_bytes: 1000, ..IngressLimits::default() },
+        );
+        let t = 1000;
+        h.source_mut().pending = vec![msg(1, t + 10, 0), msg(2, t + 10, 0), msg(3, t + 10, 0), msg(4, t + 10, 0)];
+        let parent = block(2, t, vec![msg(1, t + 10, 0), msg(2, t + 10, 0)]);
+        let past = [PastBlock { hash: CryptoHash::ZERO, block: &parent }];
+        let ctx = block(3, t + 1, vec![]).context;
+        let p = h.build(&ctx_at(3, &ctx, &past));
+        let ids: Vec<u8> = p.messages.iter().map(|m| m[0]).collect();
+        assert_eq!(ids, vec![3, 4]);
     }
 
     #[test]

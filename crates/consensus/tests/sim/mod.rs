@@ -330,8 +330,8 @@ impl IngressSource for SimIngress {
             expiry: Time::from_nanos(u64::from_be_bytes(m[32..40].try_into().unwrap())),
         })
     }
-    fn candidates(&mut self, time: Time) -> Vec<Vec<u8>> {
-        // Forget expired messages, offer the rest (at most 50, in id order).
+    fn candidates(&mut self, time: Time) -> Vec<std::sync::Arc<Vec<u8>>> {
+        // Forget expired messages, offer the rest (in id order).
         let expired: Vec<MessageId> = self
             .pending
             .iter()
@@ -341,7 +341,7 @@ impl IngressSource for SimIngress {
         for id in expired {
             self.pending.remove(&id);
         }
-        self.pending.values().take(50).cloned().collect()
+        self.pending.values().cloned().map(std::sync::Arc::new).collect()
     }
     fn on_delivered(&mut self, ids: &[MessageId]) {
         for id in ids {

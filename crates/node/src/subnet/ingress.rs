@@ -214,21 +214,18 @@ impl IngressSource for SubnetIngress {
         Ok(IngressInfo { id: ingress.message_id, expiry: ingress.expiry_time })
     }
 
-    fn candidates(&mut self, time: Time) -> Vec<Vec<u8>> {
-        // Drop expired messages from the front, offer the rest in arrival order.
-        let mut out = Vec::new();
+    fn candidates(&mut self, time: Time) -> Vec<Arc<Vec<u8>>> {
+        // Drop expired messages, offer the rest in arrival order; the
+        // payload handler applies the subnet's block limits.
+        let mut out = Vec::with_capacity(self.order.len());
         let mut kept = VecDeque::with_capacity(self.order.len());
-        let mut bytes = 0usize;
         while let Some(id) = self.order.pop_front() {
             let Some((m, expiry)) = self.pending.get(&id) else { continue };
             if *expiry < time {
                 self.remove(&id);
                 continue;
             }
-            if out.len() < 1000 && bytes + m.len() <= 4 << 20 {
-                bytes += m.len();
-                out.push(m.as_ref().clone());
-            }
+            out.push(Arc::clone(m));
             kept.push_back(id);
         }
         self.order = kept;
