@@ -173,12 +173,16 @@ pub fn authenticate_envelope(envelope: &Envelope, now: u64, root_key_der: &[u8])
 /// request's own expiry is left to the caller (consensus checks it against
 /// the block time). Deterministic: the same bytes and time always give the
 /// same answer on every node.
+///
+/// Also returns the earliest expiry of the request's delegations
+/// (`u64::MAX` without delegations): until then the verdict holds for any
+/// later block time, so a caller may cache it without decoding again.
 pub fn ingress_from_signed(
     signed: &crate::SignedIngress,
     time: Time,
     root_key_der: &[u8],
     max_payload_bytes: usize,
-) -> Result<cairn_types::messages::Ingress, HttpError> {
+) -> Result<(cairn_types::messages::Ingress, Time), HttpError> {
     let envelope =
         crate::envelope::decode_envelope(&signed.envelope).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     let crate::envelope::RequestBody::Call(call) = &envelope.body else {
@@ -195,7 +199,9 @@ pub fn ingress_from_signed(
     }
     let outcome = authenticate_envelope(&envelope, time.as_nanos(), root_key_der)?;
     outcome.check_target(&call.canister_id.get(), true).map_err(|e| auth_error(&envelope.request_id, e))?;
-    Ok(cairn_types::messages::Ingress {
+    let delegations_valid_until =
+        Time::from_nanos(envelope.sender_delegation.iter().map(|d| d.delegation.expiration).min().unwrap_or(u64::MAX));
+    let ingress = cairn_types::messages::Ingress {
         source: envelope.sender,
         receiver: call.canister_id,
         effective_canister_id: CanisterId(signed.effective_principal),
@@ -204,7 +210,8 @@ pub fn ingress_from_signed(
         message_id: envelope.request_id,
         expiry_time: Time::from_nanos(envelope.ingress_expiry),
         sender_info: outcome.sender_info,
-    })
+    };
+    Ok((ingress, delegations_valid_until))
 }
 
 #[cfg(test)]

@@ -121,11 +121,10 @@ impl SubnetIngress {
             effective_principal: wire.effective_principal,
             subnet_target: wire.subnet_target,
         };
-        let ingress =
+        let (ingress, valid_until) =
             cairn_http::validate::ingress_from_signed(&signed, time, &self.root_key_der, self.max_payload_bytes)
                 .map_err(|e| e.message().to_string())?;
         let ingress = Arc::new(ingress);
-        let valid_until = delegations_valid_until(&signed.envelope);
         self.verdicts.lock().insert(key, Verdict { ingress: ingress.clone(), valid_until });
         Ok(ingress)
     }
