@@ -83,7 +83,7 @@ pub use payload::{
     EmptyPayloadHandler, IngressInfo, IngressLimits, IngressPayloadHandler, IngressSource, PastBlock, PayloadContext,
     PayloadError, PayloadHandler,
 };
-pub use pool::{ArtifactPool, ChangeAction, PoolEvent};
+pub use pool::{ArtifactPool, ChangeAction, PoolEvent, Received};
 pub use types::{
     ArtifactId, ArtifactKind, Batch, Block, BlockContext, BlockProposal, ConsensusMessage, EquivocationProof,
     Finalization, FinalizationContent, FinalizationShare, Genesis, MultiSignature, Notarization, NotarizationContent,

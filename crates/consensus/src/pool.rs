@@ -68,7 +68,24 @@ pub enum PoolEvent {
 pub struct ArtifactPool {
     validated: BTreeMap<ArtifactId, ConsensusMessage>,
     unvalidated: BTreeMap<ArtifactId, ConsensusMessage>,
+    /// Which peer sent each unvalidated artifact (those added with
+    /// [`ArtifactPool::insert_from_peer`]) ...
+    origin: BTreeMap<ArtifactId, NodeId>,
+    /// ... and how many each peer has there, so one flooding peer can be
+    /// refused without refusing the others.
+    per_peer: BTreeMap<NodeId, usize>,
     generation: u64,
+}
+
+/// The outcome of [`ArtifactPool::insert_from_peer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Added to the unvalidated section.
+    Added,
+    /// Already in the pool.
+    Known,
+    /// Refused: the peer already has `quota` artifacts waiting here.
+    OverQuota,
 }
 
 fn kind_range(kind: ArtifactKind) -> RangeInclusive<ArtifactId> {
@@ -127,6 +144,46 @@ impl ArtifactPool {
         true
     }
 
+    /// Adds an artifact received from `peer`, unless that peer already has
+    /// `quota` artifacts waiting in the unvalidated section. An honest peer
+    /// has a few per height of the validation window; a peer that floods
+    /// distinct artifacts (each one costs memory and a validation attempt)
+    /// is refused beyond its quota while other peers are not affected.
+    pub fn insert_from_peer(&mut self, peer: NodeId, message: ConsensusMessage, quota: usize) -> Received {
+        let id = message.id();
+        if self.contains(&id) {
+            return Received::Known;
+        }
+        let count = self.per_peer.entry(peer).or_default();
+        if *count >= quota {
+            return Received::OverQuota;
+        }
+        *count += 1;
+        self.origin.insert(id, peer);
+        self.unvalidated.insert(id, message);
+        self.generation += 1;
+        Received::Added
+    }
+
+    /// Artifacts from `peer` waiting in the unvalidated section.
+    pub fn unvalidated_from(&self, peer: &NodeId) -> usize {
+        self.per_peer.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Removes an unvalidated artifact, releasing its sender's quota.
+    fn take_unvalidated(&mut self, id: &ArtifactId) -> Option<ConsensusMessage> {
+        let m = self.unvalidated.remove(id)?;
+        if let Some(peer) = self.origin.remove(id)
+            && let Some(count) = self.per_peer.get_mut(&peer)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(&peer);
+            }
+        }
+        Some(m)
+    }
+
     /// Whether the pool has the artifact (in either section).
     pub fn contains(&self, id: &ArtifactId) -> bool {
         self.validated.contains_key(id) || self.unvalidated.contains_key(id)
@@ -174,23 +231,23 @@ impl ArtifactPool {
         match change {
             ChangeAction::AddToValidated(m) => {
                 let id = m.id();
-                self.unvalidated.remove(&id);
+                self.take_unvalidated(&id);
                 if let std::collections::btree_map::Entry::Vacant(e) = self.validated.entry(id) {
                     e.insert(m.clone());
                     events.push(PoolEvent::Validated { id, message: m, own: true });
                 }
             }
             ChangeAction::MoveToValidated(id) => {
-                if let Some(m) = self.unvalidated.remove(&id) {
+                if let Some(m) = self.take_unvalidated(&id) {
                     self.validated.insert(id, m.clone());
                     events.push(PoolEvent::Validated { id, message: m, own: false });
                 }
             }
             ChangeAction::RemoveFromUnvalidated(id) => {
-                self.unvalidated.remove(&id);
+                self.take_unvalidated(&id);
             }
             ChangeAction::HandleInvalid(id, reason) => {
-                if self.unvalidated.remove(&id).is_some() {
+                if self.take_unvalidated(&id).is_some() {
                     events.push(PoolEvent::Invalid(id, reason));
                 }
             }
@@ -213,7 +270,10 @@ impl ArtifactPool {
                 }
             }
             ChangeAction::PurgeUnvalidatedBelow(h) => {
-                self.unvalidated.retain(|id, _| id.height >= h);
+                let doomed: Vec<ArtifactId> = self.unvalidated.keys().filter(|id| id.height < h).copied().collect();
+                for id in doomed {
+                    self.take_unvalidated(&id);
+                }
             }
         }
     }
@@ -413,6 +473,30 @@ mod tests {
         let g = genesis().block().hash();
         assert!(p.is_notarized(Height(0), &g));
         assert!(p.proposal(Height(0), &g).is_some());
+    }
+
+    /// A peer's artifacts waiting for validation are capped; the cap is per
+    /// peer and is released as they are validated, rejected or purged.
+    #[test]
+    fn per_peer_quota_of_unvalidated_artifacts() {
+        let mut p = ArtifactPool::new(&genesis());
+        let (flooder, other) =
+            (NodeId(Principal::try_from_slice(&[1]).unwrap()), NodeId(Principal::try_from_slice(&[2]).unwrap()));
+        let mut ev = Vec::new();
+        assert_eq!(p.insert_from_peer(flooder, share(1, 1), 2), Received::Added);
+        assert_eq!(p.insert_from_peer(flooder, share(1, 1), 2), Received::Known);
+        assert_eq!(p.insert_from_peer(flooder, share(2, 1), 2), Received::Added);
+        assert_eq!(p.insert_from_peer(flooder, share(3, 1), 2), Received::OverQuota);
+        assert!(!p.contains(&share(3, 1).id()));
+        assert_eq!(p.insert_from_peer(other, share(3, 2), 2), Received::Added, "other peers are not affected");
+        // Validation releases quota ...
+        p.apply(ChangeAction::MoveToValidated(share(1, 1).id()), &mut ev);
+        assert_eq!(p.unvalidated_from(&flooder), 1);
+        assert_eq!(p.insert_from_peer(flooder, share(3, 1), 2), Received::Added);
+        // ... and so do rejection and purging.
+        p.apply(ChangeAction::HandleInvalid(share(3, 1).id(), InvalidArtifact::UnsortedSigners), &mut ev);
+        p.apply(ChangeAction::PurgeUnvalidatedBelow(Height(10)), &mut ev);
+        assert_eq!((p.unvalidated_from(&flooder), p.unvalidated_from(&other), p.unvalidated_len()), (0, 0, 0));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub struct NodeMetrics {
     pub notarized_height: Gauge,
     pub consensus_pool_artifacts: Gauge,
     pub invalid_artifacts_total: Counter,
+    pub refused_artifacts_total: Counter,
     pub invalid_certification_shares_total: Counter,
     pub peers_connected: Gauge,
     pub p2p_messages_sent_total: Gauge,
@@ -53,6 +54,7 @@ impl Default for NodeMetrics {
             notarized_height: Gauge::default(),
             consensus_pool_artifacts: Gauge::default(),
             invalid_artifacts_total: Counter::default(),
+            refused_artifacts_total: Counter::default(),
             invalid_certification_shares_total: Counter::default(),
             peers_connected: Gauge::default(),
             p2p_messages_sent_total: Gauge::default(),
@@ -90,6 +92,11 @@ impl NodeMetrics {
             self.consensus_pool_artifacts.clone(),
         );
         r.register("invalid_artifacts", "Consensus artifacts found invalid", self.invalid_artifacts_total.clone());
+        r.register(
+            "refused_artifacts",
+            "Consensus artifacts dropped because their peer had too many waiting for validation",
+            self.refused_artifacts_total.clone(),
+        );
         r.register(
             "invalid_certification_shares",
             "Certification shares that did not verify",

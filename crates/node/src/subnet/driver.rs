@@ -16,7 +16,7 @@ use crate::metrics::NodeMetrics;
 use crate::wall_clock;
 use cairn_consensus::{
     ArtifactKind, ArtifactPool, BlsCrypto, Consensus, ConsensusMessage, IngressPayloadHandler, LocalState, PoolEvent,
-    StepOutput,
+    Received, StepOutput,
 };
 use cairn_p2p::Transport;
 use cairn_types::messages::Ingress;
@@ -56,6 +56,12 @@ pub struct DriverShared {
 
 /// At most this many heights are resent to a stalled peer per status.
 const REPAIR_HEIGHTS: u64 = 50;
+/// Artifacts one peer may have waiting in the unvalidated section. An
+/// honest peer has about ten per height (block, aggregates, shares) within
+/// the validation window of 70 heights, plus a repair burst of 50 heights;
+/// beyond this a peer is flooding, and what it sends is dropped until
+/// validation drains its backlog. Other peers are unaffected.
+const UNVALIDATED_PER_PEER: usize = 5_000;
 /// At most this many events are handled before consensus steps again.
 const EVENTS_PER_STEP: usize = 10_000;
 
@@ -160,8 +166,11 @@ impl Driver {
 
     fn handle(&mut self, event: DriverEvent) {
         match event {
-            DriverEvent::Peer(_, PeerMessage::Consensus(message)) => {
-                self.pool.insert_unvalidated(message);
+            DriverEvent::Peer(from, PeerMessage::Consensus(message)) => {
+                if self.pool.insert_from_peer(from, message, UNVALIDATED_PER_PEER) == Received::OverQuota {
+                    self.metrics.refused_artifacts_total.inc();
+                    tracing::debug!(peer = %from, "dropping an artifact: the peer has {UNVALIDATED_PER_PEER} waiting");
+                }
             }
             DriverEvent::Peer(from, PeerMessage::Ingress(wire)) => {
                 let source = self.consensus.payload_mut().source_mut();
