@@ -149,6 +149,22 @@ impl Cluster {
         self.index(&self.round(h).makers()[rank])
     }
 
+    /// Gives every node the rank-0 block of height 1 and lets each sign its
+    /// notarization share (at 300 ms, past the notary delay). Returns a node
+    /// other than the block's maker and the other three.
+    fn notarization_shares_for_height_1(&mut self) -> (usize, Vec<usize>) {
+        let n = self.nodes.len();
+        let r0 = self.maker(1, 0);
+        for i in 0..n {
+            self.sync(r0, i);
+        }
+        for i in 0..n {
+            self.step(i, 300);
+        }
+        let target = (0..n).find(|i| *i != r0).unwrap();
+        (target, (0..n).filter(|i| *i != target).collect())
+    }
+
     fn own(&self, i: usize, kind: ArtifactKind, h: u64) -> Vec<&ConsensusMessage> {
         self.nodes[i].pool.validated_at(kind, Height(h)).filter(|m| m.signer() == Some(node_id(i))).collect()
     }
@@ -246,15 +262,7 @@ fn aggregation_thresholds() {
     c.step(0, 1);
     assert!(c.nodes[0].pool.beacon(Height(1)).is_some(), "two shares are");
 
-    let r0 = c.maker(1, 0);
-    for i in 0..4 {
-        c.sync(r0, i);
-    }
-    for i in 0..4 {
-        c.step(i, 300);
-    }
-    let target = (0..4).find(|i| *i != r0).unwrap();
-    let others: Vec<usize> = (0..4).filter(|i| *i != target).collect();
+    let (target, others) = c.notarization_shares_for_height_1();
     c.sync(others[0], target);
     c.step(target, 301);
     assert_eq!(c.nodes[target].pool.notarized_height(), Height(0), "two notarization shares are not enough");
@@ -284,15 +292,7 @@ fn shares_are_combined_before_they_are_checked() {
         "the peer's share was combined, not checked and kept"
     );
 
-    let r0 = c.maker(1, 0);
-    for i in 0..4 {
-        c.sync(r0, i);
-    }
-    for i in 0..4 {
-        c.step(i, 300);
-    }
-    let target = (0..4).find(|i| *i != r0).unwrap();
-    let others: Vec<usize> = (0..4).filter(|i| *i != target).collect();
+    let (target, others) = c.notarization_shares_for_height_1();
     let share = |c: &Cluster, i: usize| c.own(i, ArtifactKind::NotarizationShare, 1)[0].clone();
     let (good_a, good_b) = (share(&c, others[0]), share(&c, others[1]));
     let ConsensusMessage::NotarizationShare(s) = &good_a else { unreachable!() };

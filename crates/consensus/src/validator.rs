@@ -147,12 +147,23 @@ fn individual_check(pass: &Pass<'_>, key: GroupKey) -> Result<(), Verdict> {
     }
 }
 
-/// The shares among a group's unvalidated members.
-fn select<'a, T>(
-    members: &[(ArtifactId, &'a ConsensusMessage)],
-    share: impl Fn(&'a ConsensusMessage) -> Option<&'a Share<T>>,
-) -> Vec<(ArtifactId, &'a Share<T>)> {
-    members.iter().filter_map(|(id, m)| share(m).map(|s| (*id, s))).collect()
+/// Takes a verified combination: the aggregate goes into the pool (and
+/// counts as known for the rest of the pass), the shares it was made of
+/// leave the unvalidated section.
+fn accept_combined(
+    aggregate_key: (ArtifactKind, Height, CryptoHash),
+    aggregate: ConsensusMessage,
+    used: Vec<ArtifactId>,
+    pass: &mut Pass<'_>,
+    out: &mut Vec<ChangeAction>,
+) -> Combined {
+    pass.aggregates.insert(aggregate_key);
+    out.push(ChangeAction::AddToValidated(aggregate));
+    for id in used {
+        pass.decided.insert(id);
+        out.push(ChangeAction::RemoveFromUnvalidated(id));
+    }
+    Combined::Verified
 }
 
 /// A hash identifying a share's content within its kind and height.
@@ -267,46 +278,38 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                     if content_key(&content) != ck {
                         continue; // a wrong parent: invalid, found one by one
                     }
-                    let shares = select(&members, |m| match m {
+                    let share = |m: &'a ConsensusMessage| match m {
                         M::RandomBeaconShare(s) => Some(s),
                         _ => None,
-                    });
-                    let validated: Vec<_> = pool.beacon_shares_at(h).filter(|s| s.content == content).collect();
-                    self.combine_threshold_group(content, &validated, &shares, M::RandomBeacon, pass, out)
+                    };
+                    self.combine_threshold_group(pool, content, &members, share, M::RandomBeacon, pass, out)
                 }
                 ArtifactKind::RandomTapeShare => {
                     if h < self.next_batch_height || pool.tape(h).is_some() {
                         continue;
                     }
-                    let content = RandomTapeContent { height: h };
-                    let shares = select(&members, |m| match m {
+                    let share = |m: &'a ConsensusMessage| match m {
                         M::RandomTapeShare(s) => Some(s),
                         _ => None,
-                    });
-                    let validated: Vec<_> = pool.tape_shares_at(h).collect();
-                    self.combine_threshold_group(content, &validated, &shares, M::RandomTape, pass, out)
+                    };
+                    let content = RandomTapeContent { height: h };
+                    self.combine_threshold_group(pool, content, &members, share, M::RandomTape, pass, out)
                 }
                 ArtifactKind::NotarizationShare => {
-                    let shares = select(&members, |m| match m {
+                    let share = |m: &'a ConsensusMessage| match m {
                         M::NotarizationShare(s) => Some(s),
                         _ => None,
-                    });
+                    };
                     let exists = |c: &NotarizationContent| pool.has_notarization(c);
-                    let Some((_, first)) = shares.first() else { continue };
-                    let validated: Vec<_> =
-                        pool.notarization_shares_at(h).filter(|s| s.content == first.content).collect();
-                    self.combine_multi_group(pool, v, &validated, &shares, exists, M::Notarization, pass, out)
+                    self.combine_multi_group(pool, v, &members, share, exists, M::Notarization, pass, out)
                 }
                 ArtifactKind::FinalizationShare => {
-                    let shares = select(&members, |m| match m {
+                    let share = |m: &'a ConsensusMessage| match m {
                         M::FinalizationShare(s) => Some(s),
                         _ => None,
-                    });
+                    };
                     let exists = |c: &FinalizationContent| pool.has_finalization(c);
-                    let Some((_, first)) = shares.first() else { continue };
-                    let validated: Vec<_> =
-                        pool.finalization_shares_at(h).filter(|s| s.content == first.content).collect();
-                    self.combine_multi_group(pool, v, &validated, &shares, exists, M::Finalization, pass, out)
+                    self.combine_multi_group(pool, v, &members, share, exists, M::Finalization, pass, out)
                 }
                 _ => None,
             };
@@ -320,19 +323,25 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     /// ones first, then unvalidated ones from distinct members up to the
     /// threshold. `None`: not enough shares yet.
     #[allow(clippy::too_many_arguments)]
-    fn combine_threshold_group<T: SignedContent>(
+    fn combine_threshold_group<'a, T: SignedContent + 'a>(
         &mut self,
+        pool: &'a ArtifactPool,
         content: T,
-        validated: &[&Share<T>],
-        candidates: &[(ArtifactId, &Share<T>)],
+        members: &[(ArtifactId, &'a ConsensusMessage)],
+        share: impl Fn(&'a ConsensusMessage) -> Option<&'a Share<T>>,
         wrap: fn(ThresholdSignature<T>) -> ConsensusMessage,
         pass: &mut Pass<'_>,
         out: &mut Vec<ChangeAction>,
     ) -> Option<Combined> {
         let threshold = self.membership().beacon_threshold();
-        let mut chosen: BTreeMap<NodeId, &[u8]> = validated.iter().map(|s| (s.signer, &s.signature[..])).collect();
+        let mut chosen: BTreeMap<NodeId, &[u8]> = pool
+            .validated_at(T::SHARE_KIND, content.height())
+            .filter_map(&share)
+            .filter(|s| s.content == content)
+            .map(|s| (s.signer, &s.signature[..]))
+            .collect();
         let mut used = Vec::new();
-        for (id, s) in candidates {
+        for (id, s) in members.iter().filter_map(|(id, m)| share(m).map(|s| (*id, s))) {
             if chosen.len() >= threshold {
                 break;
             }
@@ -340,7 +349,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                 continue;
             }
             chosen.insert(s.signer, &s.signature);
-            used.push(*id);
+            used.push(id);
         }
         if chosen.len() < threshold {
             return None;
@@ -352,30 +361,27 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             .combine_threshold(threshold, &bytes, &shares)
             .and_then(|signature| self.crypto.verify_threshold(&bytes, &signature).map(|()| signature));
         let Ok(signature) = combined else { return Some(Combined::Failed) };
-        pass.aggregates.insert((T::AGGREGATE_KIND, content.height(), CryptoHash::ZERO));
-        out.push(ChangeAction::AddToValidated(wrap(ThresholdSignature { content, signature })));
-        for id in used {
-            pass.decided.insert(id);
-            out.push(ChangeAction::RemoveFromUnvalidated(id));
-        }
-        Some(Combined::Verified)
+        let key = (T::AGGREGATE_KIND, content.height(), CryptoHash::ZERO);
+        Some(accept_combined(key, wrap(ThresholdSignature { content, signature }), used, pass, out))
     }
 
     /// Combines notarization or finalization shares on one content: every
     /// validated share and every unvalidated one from a distinct notary of
     /// the round. `None`: not enough shares yet, or not decidable yet.
     #[allow(clippy::too_many_arguments)]
-    fn combine_multi_group<T: SignedContent>(
+    fn combine_multi_group<'a, T: SignedContent + 'a>(
         &mut self,
-        pool: &ArtifactPool,
+        pool: &'a ArtifactPool,
         v: &View,
-        validated: &[&Share<T>],
-        candidates: &[(ArtifactId, &Share<T>)],
+        members: &[(ArtifactId, &'a ConsensusMessage)],
+        share: impl Fn(&'a ConsensusMessage) -> Option<&'a Share<T>>,
         exists: impl Fn(&T) -> bool,
         wrap: fn(MultiSignature<T>) -> ConsensusMessage,
         pass: &mut Pass<'_>,
         out: &mut Vec<ChangeAction>,
     ) -> Option<Combined> {
+        let candidates: Vec<(ArtifactId, &Share<T>)> =
+            members.iter().filter_map(|(id, m)| share(m).map(|s| (*id, s))).collect();
         let content = candidates.first()?.1.content.clone();
         let h = content.height();
         let ck = content_key(&content);
@@ -383,14 +389,19 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return None;
         }
         let round = self.round(pool, h)?;
-        let mut chosen: BTreeMap<NodeId, &[u8]> = validated.iter().map(|s| (s.signer, &s.signature[..])).collect();
+        let mut chosen: BTreeMap<NodeId, &[u8]> = pool
+            .validated_at(T::SHARE_KIND, h)
+            .filter_map(&share)
+            .filter(|s| s.content == content)
+            .map(|s| (s.signer, &s.signature[..]))
+            .collect();
         let mut used = Vec::new();
         for (id, s) in candidates {
             if !round.is_notary(&s.signer) || chosen.contains_key(&s.signer) {
                 continue;
             }
             chosen.insert(s.signer, &s.signature);
-            used.push(*id);
+            used.push(id);
         }
         if chosen.len() < self.membership().notarization_threshold() {
             return None;
@@ -403,13 +414,13 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             .aggregate_multi(&bytes, &shares)
             .and_then(|signature| self.crypto.verify_multi(&signers, &bytes, &signature).map(|()| signature));
         let Ok(signature) = combined else { return Some(Combined::Failed) };
-        pass.aggregates.insert((T::AGGREGATE_KIND, h, ck));
-        out.push(ChangeAction::AddToValidated(wrap(MultiSignature { content, signers, signature })));
-        for id in used {
-            pass.decided.insert(id);
-            out.push(ChangeAction::RemoveFromUnvalidated(id));
-        }
-        Some(Combined::Verified)
+        Some(accept_combined(
+            (T::AGGREGATE_KIND, h, ck),
+            wrap(MultiSignature { content, signers, signature }),
+            used,
+            pass,
+            out,
+        ))
     }
 
     fn check_beacon(

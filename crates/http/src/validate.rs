@@ -199,8 +199,7 @@ pub fn ingress_from_signed(
     }
     let outcome = authenticate_envelope(&envelope, time.as_nanos(), root_key_der)?;
     outcome.check_target(&call.canister_id.get(), true).map_err(|e| auth_error(&envelope.request_id, e))?;
-    let delegations_valid_until =
-        Time::from_nanos(envelope.sender_delegation.iter().map(|d| d.delegation.expiration).min().unwrap_or(u64::MAX));
+    let valid_until = delegations_valid_until(&envelope);
     let ingress = cairn_types::messages::Ingress {
         source: envelope.sender,
         receiver: call.canister_id,
@@ -211,7 +210,14 @@ pub fn ingress_from_signed(
         expiry_time: Time::from_nanos(envelope.ingress_expiry),
         sender_info: outcome.sender_info,
     };
-    Ok((ingress, delegations_valid_until))
+    Ok((ingress, valid_until))
+}
+
+/// The earliest expiry of a request's delegations (`u64::MAX` nanoseconds
+/// without delegations): the end of the window in which a verdict on its
+/// signature holds.
+pub fn delegations_valid_until(envelope: &Envelope) -> Time {
+    Time::from_nanos(envelope.sender_delegation.iter().map(|d| d.delegation.expiration).min().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -85,11 +85,11 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// The earliest expiration of a request's delegations (the end of the
-/// window in which its signature verdict holds).
+/// The earliest expiration of a request's delegations, for a request
+/// accepted over this node's HTTP interface (already verified there).
 fn delegations_valid_until(envelope: &[u8]) -> Time {
-    let Ok(env) = cairn_http::envelope::decode_envelope(envelope) else { return Time::from_nanos(0) };
-    Time::from_nanos(env.sender_delegation.iter().map(|d| d.delegation.expiration).min().unwrap_or(u64::MAX))
+    cairn_http::envelope::decode_envelope(envelope)
+        .map_or(Time::from_nanos(0), |env| cairn_http::validate::delegations_valid_until(&env))
 }
 
 impl SubnetIngress {
