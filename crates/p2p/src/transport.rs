@@ -422,9 +422,12 @@ where
     }
 
     async fn deliver(&self, from: NodeId, msg: M) {
-        // A dropped receiver means the node is shutting down: discard.
-        if self.deliver.send((from, msg)).await.is_ok() {
-            inc(&self.metrics.messages_received);
+        // Counted before the hand-off, so whoever receives the message sees
+        // it counted; taken back if the receiver is gone (the node is
+        // shutting down and the message is discarded).
+        inc(&self.metrics.messages_received);
+        if self.deliver.send((from, msg)).await.is_err() {
+            self.metrics.messages_received.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
