@@ -153,6 +153,12 @@ impl Membership {
         self.notary_committee_size() - self.f()
     }
 
+    /// Shares needed for a catch-up package (the high-threshold key, which
+    /// also certifies states): `n − f`.
+    pub fn catch_up_threshold(&self) -> usize {
+        self.len() - self.f()
+    }
+
     /// Shares needed for a random beacon or tape: `f + 1`.
     pub fn beacon_threshold(&self) -> usize {
         self.f() + 1

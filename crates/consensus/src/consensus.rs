@@ -32,14 +32,15 @@
 //! depends on the notary rule, only on the finalization rule.
 
 use crate::committee::{Membership, RoundCommittee};
-use crate::crypto::ConsensusCrypto;
+use crate::crypto::{ConsensusCrypto, ThresholdKey};
 use crate::hash::CryptoHash;
 use crate::params::ConsensusParams;
 use crate::payload::{PastBlock, PayloadContext, PayloadHandler};
 use crate::pool::{ArtifactPool, ChangeAction, PoolEvent};
 use crate::types::{
-    ArtifactKind, Batch, Block, BlockContext, BlockProposal, ConsensusMessage, FinalizationContent, MultiSignature,
-    NotarizationContent, RandomBeaconContent, RandomTapeContent, Rank, Share, SignedContent, ThresholdSignature,
+    ArtifactKind, Batch, Block, BlockContext, BlockProposal, CatchUpContent, CatchUpShareContent, ConsensusMessage,
+    FinalizationContent, MultiSignature, NotarizationContent, RandomBeaconContent, RandomTapeContent, Rank, Share,
+    SignedContent, ThresholdSignature,
 };
 use cairn_types::{Height, NodeId, RegistryVersion, Time};
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +83,10 @@ pub struct StepOutput {
     /// Call `step` again at this local time at the latest (a delay expires),
     /// even if no artifact arrives.
     pub wake_at: Option<Time>,
+    /// This node fell behind a catch-up package whose blocks it no longer
+    /// can get: before executing `batches`, it must load the state the
+    /// package certifies (state sync). Batches continue above its height.
+    pub catch_up: Option<crate::types::CatchUpPackage>,
 }
 
 /// Heights read from the pool once per pass.
@@ -131,6 +136,13 @@ pub struct Consensus<C, P> {
     pub(crate) validation_memo: Option<(u64, Time, LocalState, Height)>,
     /// Earliest block time the last validation pass is waiting for.
     pub(crate) validation_wake: Option<Time>,
+    /// Height of the catch-up package the chain currently starts from.
+    pub(crate) catch_up_height: Height,
+    /// Manifest roots of this node's checkpoints at interval starts, for
+    /// catch-up package shares.
+    state_hashes: BTreeMap<Height, CryptoHash>,
+    /// A catch-up package adopted during the current step.
+    adopted: Option<crate::types::CatchUpPackage>,
 }
 
 impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
@@ -151,7 +163,23 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             last_purge: None,
             validation_memo: None,
             validation_wake: None,
+            catch_up_height: Height(0),
+            state_hashes: BTreeMap::new(),
+            adopted: None,
         }
+    }
+
+    /// Tells consensus the manifest root of this node's checkpoint at an
+    /// interval start; it signs a catch-up package share with it.
+    pub fn note_state_hash(&mut self, height: Height, hash: CryptoHash) {
+        if height > self.catch_up_height {
+            self.state_hashes.insert(height, hash);
+        }
+    }
+
+    /// Height of the catch-up package the chain currently starts from.
+    pub fn catch_up_height(&self) -> Height {
+        self.catch_up_height
     }
 
     /// The configuration.
@@ -215,12 +243,16 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             }
         }
         out.wake_at = self.wake_at;
+        out.catch_up = self.adopted.take();
         out
     }
 
     /// The sub-components in priority order.
-    const COMPONENTS: [SubComponent<C, P>; 11] = [
+    const COMPONENTS: [SubComponent<C, P>; 14] = [
         Self::validate,
+        Self::catch_up,
+        Self::aggregate_catch_up,
+        Self::make_catch_up_share,
         Self::aggregate_beacon,
         Self::aggregate_notarizations,
         Self::aggregate_finalizations,
@@ -354,7 +386,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if shares.len() < threshold {
             return Vec::new();
         }
-        match self.crypto.combine_threshold(threshold, &content.signing_bytes(), &shares) {
+        match self.crypto.combine_threshold(ThresholdKey::Low, threshold, &content.signing_bytes(), &shares) {
             Ok(signature) => {
                 vec![ChangeAction::AddToValidated(ConsensusMessage::RandomBeacon(ThresholdSignature {
                     content,
@@ -380,7 +412,9 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             }
             let content = RandomTapeContent { height: h };
             let refs = sorted_shares(shares.into_iter());
-            if let Ok(signature) = self.crypto.combine_threshold(threshold, &content.signing_bytes(), &refs) {
+            if let Ok(signature) =
+                self.crypto.combine_threshold(ThresholdKey::Low, threshold, &content.signing_bytes(), &refs)
+            {
                 out.push(ChangeAction::AddToValidated(ConsensusMessage::RandomTape(ThresholdSignature {
                     content,
                     signature,
@@ -522,7 +556,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
         let Some(parent) = self.beacon_hash(pool, v.beacon) else { return Vec::new() };
         let content = RandomBeaconContent { height: h, parent };
-        match self.crypto.sign_threshold_share(&content.signing_bytes()) {
+        match self.crypto.sign_threshold_share(ThresholdKey::Low, &content.signing_bytes()) {
             Ok(signature) => vec![ChangeAction::AddToValidated(ConsensusMessage::RandomBeaconShare(Share {
                 content,
                 signer: me,
@@ -547,7 +581,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         while h <= hi {
             if pool.tape(h).is_none() && !pool.tape_shares_at(h).any(|s| s.signer == me) {
                 let content = RandomTapeContent { height: h };
-                match self.crypto.sign_threshold_share(&content.signing_bytes()) {
+                match self.crypto.sign_threshold_share(ThresholdKey::Low, &content.signing_bytes()) {
                     Ok(signature) => out.push(ChangeAction::AddToValidated(ConsensusMessage::RandomTapeShare(Share {
                         content,
                         signer: me,
@@ -615,6 +649,105 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     }
 
     // -----------------------------------------------------------------------
+    // Catch-up packages
+    // -----------------------------------------------------------------------
+
+    /// Moves the chain's root to a newer validated catch-up package. A node
+    /// that executed past it just notes it; a node that cannot reach it
+    /// through blocks (they are purged everywhere, or it never had them)
+    /// drops everything below it and resumes from it, after loading the
+    /// state it certifies (reported in [`StepOutput::catch_up`]).
+    fn catch_up(&mut self, pool: &ArtifactPool, _: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
+        let Some(cup) = pool.latest_catch_up() else { return Vec::new() };
+        let h = cup.content.height();
+        if h <= self.catch_up_height {
+            return Vec::new();
+        }
+        let next = self.next_batch_height;
+        let reachable = h < next || {
+            let need = (h.0 - next.0 + 1) as usize;
+            Self::ancestors(pool, h, cup.content.block.hash(), next).len() >= need
+        };
+        self.catch_up_height = h;
+        self.state_hashes = self.state_hashes.split_off(&h.increment());
+        if reachable {
+            return Vec::new();
+        }
+        self.next_batch_height = h.increment();
+        self.purged_through = h;
+        self.round_start = self.round_start.split_off(&h);
+        self.rounds = self.rounds.split_off(&h);
+        self.beacon_hashes = self.beacon_hashes.split_off(&h);
+        self.validation_memo = None;
+        self.adopted = Some(cup.clone());
+        vec![ChangeAction::CatchUp(Box::new(cup.clone()))]
+    }
+
+    /// A share of the catch-up package at each interval start this node
+    /// finalized and checkpointed.
+    fn make_catch_up_share(&mut self, pool: &ArtifactPool, v: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
+        let me = self.me();
+        let mut out = Vec::new();
+        let ready: Vec<(Height, CryptoHash)> = self.state_hashes.range(..=v.finalized).map(|(h, x)| (*h, *x)).collect();
+        for (h, state_hash) in ready {
+            if pool.latest_catch_up().is_some_and(|c| c.content.height() >= h)
+                || pool.validated_at(ArtifactKind::CatchUpPackageShare, h).any(|m| m.signer() == Some(me))
+            {
+                self.state_hashes.remove(&h);
+                continue;
+            }
+            let Some(block) = self.finalized_chain(pool, v.finalized, h).get(&h).copied() else { continue };
+            let Some(beacon) = self.beacon_hash(pool, h) else { continue };
+            let content = CatchUpShareContent { height: h, block, beacon, state_hash };
+            match self.crypto.sign_threshold_share(ThresholdKey::High, &content.signing_bytes()) {
+                Ok(signature) => out.push(ChangeAction::AddToValidated(ConsensusMessage::CatchUpPackageShare(Share {
+                    content,
+                    signer: me,
+                    signature,
+                }))),
+                Err(_) => {
+                    self.state_hashes.remove(&h);
+                }
+            }
+        }
+        out
+    }
+
+    /// Combines n − f matching shares into a catch-up package.
+    fn aggregate_catch_up(&mut self, pool: &ArtifactPool, _: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
+        let from = self.catch_up_height.increment();
+        let groups = group_shares(pool, ArtifactKind::CatchUpPackageShare, from, |m| match m {
+            ConsensusMessage::CatchUpPackageShare(s) => Some(s),
+            _ => None,
+        });
+        let threshold = self.membership().catch_up_threshold();
+        for (content, shares) in groups {
+            if shares.len() < threshold || pool.latest_catch_up().is_some_and(|c| c.content.height() >= content.height)
+            {
+                continue;
+            }
+            let Some(proposal) = pool.proposal(content.height, &content.block) else { continue };
+            let Some(beacon) = pool.beacon(content.height).filter(|b| b.hash() == content.beacon) else { continue };
+            let refs = sorted_shares(shares.into_iter());
+            let Ok(signature) =
+                self.crypto.combine_threshold(ThresholdKey::High, threshold, &content.signing_bytes(), &refs)
+            else {
+                continue;
+            };
+            let full = CatchUpContent {
+                block: proposal.block().clone(),
+                beacon: beacon.clone(),
+                state_hash: content.state_hash,
+            };
+            return vec![ChangeAction::AddToValidated(ConsensusMessage::CatchUpPackage(ThresholdSignature {
+                content: full,
+                signature,
+            }))];
+        }
+        Vec::new()
+    }
+
+    // -----------------------------------------------------------------------
     // Purging
     // -----------------------------------------------------------------------
 
@@ -630,7 +763,14 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         self.last_purge = Some(key);
         let delivered = Height(self.next_batch_height.0 - 1);
         let settled = v.finalized.min(delivered);
-        let floor = Height(settled.0.saturating_sub(self.cfg.params.purge_margin));
+        // The latest catch-up package and what follows it stay: they are
+        // what a peer that fell behind resumes from (but never more than two
+        // intervals, should packages stop being made).
+        let mut floor = Height(settled.0.saturating_sub(self.cfg.params.purge_margin));
+        if self.catch_up_height.0 > 0 {
+            let oldest_kept = Height(settled.0.saturating_sub(2 * self.cfg.params.interval_length));
+            floor = floor.min(self.catch_up_height).max(oldest_kept);
+        }
         let mut out = Vec::new();
         if pool.min_validated_height().is_some_and(|m| m < floor) {
             out.push(ChangeAction::PurgeValidatedBelow(floor));

@@ -63,6 +63,8 @@ pub mod domain {
     pub const TAPE_RANDOMNESS: &str = "cairn-consensus-random-tape-randomness";
     /// Seed of the ChaCha20 shuffles that rank block makers and sample committees.
     pub const SHUFFLE_SEED: &str = "cairn-consensus-shuffle";
+    /// Bytes the high-threshold committee signs for a catch-up package.
+    pub const CATCH_UP_SIG: &str = "cairn-consensus-catch-up-package";
     /// Artifact ids (gossip and pool keys).
     pub const ARTIFACT_ID: &str = "cairn-consensus-artifact-id";
 }

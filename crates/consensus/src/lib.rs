@@ -75,7 +75,7 @@ pub use committee::{Membership, MembershipError, RoundCommittee, faults_tolerate
 pub use consensus::{Consensus, ConsensusConfig, LocalState, StepOutput};
 pub use crypto::{
     BlsCrypto, ConsensusCrypto, CryptoError, FakeCrypto, KeySetupError, NodeSecretKeys, SubnetKeys, SubnetPublicKeys,
-    generate_subnet_keys,
+    ThresholdKey, generate_subnet_keys,
 };
 pub use hash::CryptoHash;
 pub use params::ConsensusParams;
@@ -85,9 +85,10 @@ pub use payload::{
 };
 pub use pool::{ArtifactPool, ChangeAction, PoolEvent, Received};
 pub use types::{
-    ArtifactId, ArtifactKind, Batch, Block, BlockContext, BlockProposal, ConsensusMessage, EquivocationProof,
-    Finalization, FinalizationContent, FinalizationShare, Genesis, MultiSignature, Notarization, NotarizationContent,
-    NotarizationShare, Payload, RandomBeacon, RandomBeaconContent, RandomBeaconShare, RandomTape, RandomTapeContent,
-    RandomTapeShare, Rank, Share, SignedContent, ThresholdSignature,
+    ArtifactId, ArtifactKind, Batch, Block, BlockContext, BlockProposal, CatchUpContent, CatchUpPackage,
+    CatchUpPackageShare, CatchUpShareContent, ConsensusMessage, EquivocationProof, Finalization, FinalizationContent,
+    FinalizationShare, Genesis, MultiSignature, Notarization, NotarizationContent, NotarizationShare, Payload,
+    RandomBeacon, RandomBeaconContent, RandomBeaconShare, RandomTape, RandomTapeContent, RandomTapeShare, Rank, Share,
+    SignedContent, ThresholdSignature,
 };
 pub use validator::InvalidArtifact;

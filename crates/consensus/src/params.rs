@@ -38,6 +38,10 @@ pub struct ConsensusParams {
     /// Hard cap on a payload's total message bytes, checked by consensus
     /// itself before the payload handler sees it.
     pub max_block_payload_bytes: u64,
+    /// Heights per interval. A height divisible by it starts an interval:
+    /// its state is checkpointed and a catch-up package certifies block,
+    /// beacon and state hash there (IC: 500).
+    pub interval_length: u64,
 }
 
 impl Default for ConsensusParams {
@@ -52,7 +56,15 @@ impl Default for ConsensusParams {
             acceptable_certification_lag: 1,
             max_delay: Duration::from_secs(600),
             max_block_payload_bytes: 4 * 1024 * 1024,
+            interval_length: 500,
         }
+    }
+}
+
+impl ConsensusParams {
+    /// Whether `h` starts an interval (and gets a catch-up package).
+    pub fn is_interval_start(&self, h: Height) -> bool {
+        h.0 > 0 && h.0.is_multiple_of(self.interval_length.max(1))
     }
 }
 

@@ -15,9 +15,9 @@
 
 use crate::hash::CryptoHash;
 use crate::types::{
-    ArtifactId, ArtifactKind, BlockProposal, ConsensusMessage, EquivocationProof, Finalization, FinalizationContent,
-    FinalizationShare, Genesis, MultiSignature, Notarization, NotarizationContent, NotarizationShare, RandomBeacon,
-    RandomBeaconShare, RandomTape, RandomTapeShare,
+    ArtifactId, ArtifactKind, BlockProposal, CatchUpPackage, ConsensusMessage, EquivocationProof, Finalization,
+    FinalizationContent, FinalizationShare, Genesis, MultiSignature, Notarization, NotarizationContent,
+    NotarizationShare, RandomBeacon, RandomBeaconShare, RandomTape, RandomTapeShare,
 };
 use crate::validator::InvalidArtifact;
 use cairn_types::{Height, NodeId};
@@ -42,6 +42,9 @@ pub enum ChangeAction {
     PurgeValidatedBelow(Height),
     /// Every unvalidated artifact below this height is no longer needed.
     PurgeUnvalidatedBelow(Height),
+    /// Start over from this (validated) catch-up package: everything below
+    /// its height goes, and its block and beacon become the chain's root.
+    CatchUp(Box<CatchUpPackage>),
 }
 
 /// What applying a change did; the node persists and gossips from these.
@@ -123,7 +126,37 @@ impl ArtifactPool {
         for m in validated {
             pool.validated.insert(m.id(), m);
         }
+        if let Some(cup) = pool.latest_catch_up().cloned() {
+            pool.insert_root(&cup);
+        }
         pool
+    }
+
+    /// The highest validated catch-up package.
+    pub fn latest_catch_up(&self) -> Option<&CatchUpPackage> {
+        self.validated.range(kind_range(ArtifactKind::CatchUpPackage)).next_back().and_then(|(_, m)| match m {
+            ConsensusMessage::CatchUpPackage(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Makes a catch-up package's block (notarized and finalized) and beacon
+    /// part of the validated section, like the genesis artifacts: the chain
+    /// continues from them. They are not reported as events (nothing to
+    /// persist or gossip: the package itself is).
+    fn insert_root(&mut self, cup: &CatchUpPackage) {
+        for m in root_artifacts(&cup.content.block, cup.content.beacon.clone()) {
+            let present = match &m {
+                ConsensusMessage::BlockProposal(p) => self.proposal(p.height(), &p.hash()).is_some(),
+                ConsensusMessage::Notarization(n) => self.has_notarization(&n.content),
+                ConsensusMessage::Finalization(f) => self.has_finalization(&f.content),
+                ConsensusMessage::RandomBeacon(b) => self.beacon(b.content.height).is_some(),
+                _ => false,
+            };
+            if !present {
+                self.validated.insert(m.id(), m);
+            }
+        }
     }
 
     /// Adds a received artifact to the unvalidated section; `false` if the
@@ -273,6 +306,33 @@ impl ArtifactPool {
                 let doomed: Vec<ArtifactId> = self.unvalidated.keys().filter(|id| id.height < h).copied().collect();
                 for id in doomed {
                     self.take_unvalidated(&id);
+                }
+            }
+            ChangeAction::CatchUp(cup) => {
+                let h = cup.content.height();
+                self.apply(ChangeAction::PurgeValidatedBelow(h), events);
+                self.apply(ChangeAction::PurgeUnvalidatedBelow(h.increment()), events);
+                // What was validated at the package's height may belong to a
+                // chain the subnet did not finalize: keep only the package.
+                let doomed: Vec<ArtifactId> = self
+                    .validated
+                    .keys()
+                    .filter(|id| id.height == h && id.kind != ArtifactKind::CatchUpPackage)
+                    .copied()
+                    .collect();
+                for id in doomed {
+                    self.validated.remove(&id);
+                    events.push(PoolEvent::Removed(id));
+                }
+                let cup = ConsensusMessage::CatchUpPackage(*cup);
+                let id = cup.id();
+                self.take_unvalidated(&id);
+                if !self.validated.contains_key(&id) {
+                    self.validated.insert(id, cup.clone());
+                    events.push(PoolEvent::Validated { id, message: cup.clone(), own: false });
+                }
+                if let ConsensusMessage::CatchUpPackage(c) = &cup {
+                    self.insert_root(c);
                 }
             }
         }
@@ -428,21 +488,29 @@ impl ArtifactPool {
 /// The artifacts every pool starts with. They are never validated or
 /// gossiped; peers already have them.
 pub fn genesis_artifacts(genesis: &Genesis) -> Vec<ConsensusMessage> {
-    let block = genesis.block();
+    root_artifacts(&genesis.block(), genesis.beacon())
+}
+
+/// A chain root: the block as proposed, notarized and finalized (without
+/// signatures: the genesis or a catch-up package vouches for it) and the
+/// beacon of its height.
+fn root_artifacts(block: &crate::types::Block, beacon: RandomBeacon) -> Vec<ConsensusMessage> {
+    let block = block.clone();
     let hash = block.hash();
+    let height = block.height;
     vec![
         ConsensusMessage::BlockProposal(BlockProposal::new(block, NodeId::default(), Vec::new())),
         ConsensusMessage::Notarization(MultiSignature {
-            content: NotarizationContent { height: Height(0), block: hash },
+            content: NotarizationContent { height, block: hash },
             signers: Vec::new(),
             signature: Vec::new(),
         }),
         ConsensusMessage::Finalization(MultiSignature {
-            content: FinalizationContent { height: Height(0), block: hash },
+            content: FinalizationContent { height, block: hash },
             signers: Vec::new(),
             signature: Vec::new(),
         }),
-        ConsensusMessage::RandomBeacon(genesis.beacon()),
+        ConsensusMessage::RandomBeacon(beacon),
     ]
 }
 

@@ -594,3 +594,85 @@ fn restart_from_persisted_artifacts() {
         assert_eq!(b.height, Height(i as u64 + 1), "no height delivered twice after restart (had {before})");
     }
 }
+
+/// Catch-up packages: the live nodes certify block, beacon and state hash at
+/// each interval start and purge what lies below; a node that was down the
+/// whole time gets nothing but the package and the artifacts above it, and
+/// resumes from there (reporting the package so the node can fetch the
+/// state), then takes part again.
+#[test]
+fn a_node_far_behind_resumes_from_a_catch_up_package() {
+    let params = ConsensusParams { interval_length: 5, purge_margin: 2, ..ConsensusParams::default() };
+    let mut c = Cluster::with_params(4, params.clone());
+    let state_hash = |h: Height| CryptoHash([h.0 as u8; 32]);
+    let mut ms = 0;
+    let live = [0usize, 1, 2];
+    // Node 3 is down; the other three (n − f = 3) make catch-up packages.
+    while live.iter().any(|i| c.nodes[*i].delivered.len() < 23) {
+        for &i in &live {
+            let out = c.step(i, ms);
+            for b in out.batches.iter().filter(|b| params.is_interval_start(b.height)) {
+                c.nodes[i].engine.note_state_hash(b.height, state_hash(b.height));
+            }
+            assert!(out.catch_up.is_none(), "an up-to-date node never needs a package");
+        }
+        for &a in &live {
+            for &b in &live {
+                if a != b {
+                    c.sync(a, b);
+                }
+            }
+        }
+        ms += 10;
+        assert!(ms < 1_000_000, "no progress");
+    }
+    let cup = c.nodes[0].pool.latest_catch_up().cloned().expect("catch-up packages were made");
+    assert!(cup.content.height() >= Height(20));
+    assert_eq!(cup.content.state_hash, state_hash(cup.content.height()));
+    let crypto = c.crypto(3);
+    assert_eq!(
+        crypto.verify_threshold(ThresholdKey::High, &cup.content.share_content().signing_bytes(), &cup.signature),
+        Ok(())
+    );
+    assert!(
+        c.nodes[0].pool.validated_between(ArtifactKind::BlockProposal, Height(1), Height(10)).next().is_none(),
+        "blocks of old intervals are purged"
+    );
+
+    // Node 3 gets what node 0 has: the package and what follows it.
+    c.sync(0, 3);
+    let out = c.step(3, ms);
+    let adopted = out.catch_up.expect("node 3 resumes from the package");
+    assert_eq!(adopted.content.height(), cup.content.height());
+    // Batches continue right above the package (in this very step, since
+    // node 0 sent the blocks above it too).
+    assert_eq!(out.batches.first().map(|b| b.height), Some(cup.content.height().increment()));
+    // It delivers the heights above the package and joins the subnet again.
+    let target = c.nodes[0].delivered.len() + 10;
+    while c.nodes.iter().enumerate().any(|(i, n)| i != 3 && n.delivered.len() < target) {
+        for i in 0..4 {
+            let out = c.step(i, ms);
+            for b in out.batches.iter().filter(|b| params.is_interval_start(b.height)) {
+                c.nodes[i].engine.note_state_hash(b.height, state_hash(b.height));
+            }
+        }
+        c.sync_all();
+        ms += 10;
+        assert!(ms < 2_000_000, "no progress after the catch-up");
+    }
+    let top = c.nodes[0].delivered.last().unwrap().height;
+    let got3: Vec<Height> = c.nodes[3].delivered.iter().map(|b| b.height).collect();
+    assert_eq!(got3.first().copied(), Some(cup.content.height().increment()));
+    assert!(*got3.last().unwrap() >= Height(top.0 - 2));
+    for b in &c.nodes[3].delivered {
+        let same = c.nodes[0].delivered.iter().find(|x| x.height == b.height).unwrap();
+        assert_eq!(same.block_hash, b.block_hash, "the same chain at {}", b.height);
+    }
+    // Node 3 signs packages again, and a restart keeps the newest as the root.
+    let newest = c.nodes[3].pool.latest_catch_up().unwrap().content.height();
+    assert!(newest > cup.content.height());
+    let persisted: Vec<ConsensusMessage> = c.nodes[3].pool.validated().map(|(_, m)| m.clone()).collect();
+    let restored = ArtifactPool::restore(&c.genesis, persisted);
+    assert_eq!(restored.latest_catch_up().map(|c| c.content.height()), Some(newest));
+    assert!(restored.is_notarized(newest, &restored.latest_catch_up().unwrap().content.block.hash()));
+}

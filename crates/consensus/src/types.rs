@@ -344,6 +344,67 @@ impl SignedContent for RandomTapeContent {
     }
 }
 
+/// "At this height the finalized block, the random beacon and the state
+/// (a checkpoint's manifest root) are these." Signed with the subnet's
+/// high-threshold key, it lets a node start from this height without any
+/// earlier block or state.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+pub struct CatchUpShareContent {
+    /// The interval start (a checkpoint height).
+    pub height: Height,
+    /// Hash of the finalized block at `height`.
+    pub block: CryptoHash,
+    /// Hash of the random beacon at `height`.
+    pub beacon: CryptoHash,
+    /// Root of the manifest of the checkpoint at `height`.
+    pub state_hash: CryptoHash,
+}
+
+impl SignedContent for CatchUpShareContent {
+    const SHARE_KIND: ArtifactKind = ArtifactKind::CatchUpPackageShare;
+    const AGGREGATE_KIND: ArtifactKind = ArtifactKind::CatchUpPackage;
+    fn height(&self) -> Height {
+        self.height
+    }
+    fn signing_bytes(&self) -> Vec<u8> {
+        Encoder::new(domain::CATCH_UP_SIG)
+            .height(self.height)
+            .hash(&self.block)
+            .hash(&self.beacon)
+            .hash(&self.state_hash)
+            .finish()
+    }
+}
+
+/// The whole of a catch-up package's statement: the block and the beacon
+/// themselves (a node that has neither starts from them), and the state hash.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct CatchUpContent {
+    /// The finalized block at the package's height.
+    pub block: Block,
+    /// The random beacon at that height.
+    pub beacon: RandomBeacon,
+    /// Root of the manifest of the checkpoint at that height.
+    pub state_hash: CryptoHash,
+}
+
+impl CatchUpContent {
+    /// The package's height.
+    pub fn height(&self) -> Height {
+        self.block.height
+    }
+
+    /// What the shares sign (the same bytes the package's signature covers).
+    pub fn share_content(&self) -> CatchUpShareContent {
+        CatchUpShareContent {
+            height: self.block.height,
+            block: self.block.hash(),
+            beacon: self.beacon.hash(),
+            state_hash: self.state_hash,
+        }
+    }
+}
+
 /// One node's signature share on a content.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct Share<C> {
@@ -393,6 +454,11 @@ pub type RandomBeacon = ThresholdSignature<RandomBeaconContent>;
 pub type RandomTapeShare = Share<RandomTapeContent>;
 /// The random tape of a height.
 pub type RandomTape = ThresholdSignature<RandomTapeContent>;
+/// A high-threshold member's share of a catch-up package.
+pub type CatchUpPackageShare = Share<CatchUpShareContent>;
+/// A catch-up package: block, beacon and state hash of an interval start,
+/// signed by the subnet key.
+pub type CatchUpPackage = ThresholdSignature<CatchUpContent>;
 
 impl RandomBeacon {
     /// The beacon's hash: chained into the next beacon and seeds the
@@ -472,11 +538,15 @@ pub enum ArtifactKind {
     RandomTapeShare = 8,
     /// [`EquivocationProof`]
     EquivocationProof = 9,
+    /// [`CatchUpPackage`]
+    CatchUpPackage = 10,
+    /// [`CatchUpPackageShare`]
+    CatchUpPackageShare = 11,
 }
 
 impl ArtifactKind {
     /// All kinds, in order.
-    pub const ALL: [ArtifactKind; 10] = [
+    pub const ALL: [ArtifactKind; 12] = [
         ArtifactKind::RandomBeacon,
         ArtifactKind::RandomBeaconShare,
         ArtifactKind::BlockProposal,
@@ -487,6 +557,8 @@ impl ArtifactKind {
         ArtifactKind::RandomTape,
         ArtifactKind::RandomTapeShare,
         ArtifactKind::EquivocationProof,
+        ArtifactKind::CatchUpPackage,
+        ArtifactKind::CatchUpPackageShare,
     ];
 
     /// Whether this is one node's share (as opposed to a whole artifact);
@@ -498,6 +570,7 @@ impl ArtifactKind {
                 | ArtifactKind::NotarizationShare
                 | ArtifactKind::FinalizationShare
                 | ArtifactKind::RandomTapeShare
+                | ArtifactKind::CatchUpPackageShare
         )
     }
 }
@@ -550,6 +623,10 @@ pub enum ConsensusMessage {
     FinalizationShare(FinalizationShare),
     /// An equivocation proof.
     EquivocationProof(EquivocationProof),
+    /// A catch-up package.
+    CatchUpPackage(CatchUpPackage),
+    /// A catch-up package share.
+    CatchUpPackageShare(CatchUpPackageShare),
 }
 
 fn encode_content_multi<C: SignedContent>(e: Encoder, m: &MultiSignature<C>) -> Encoder {
@@ -574,6 +651,8 @@ impl ConsensusMessage {
             ConsensusMessage::Finalization(_) => ArtifactKind::Finalization,
             ConsensusMessage::FinalizationShare(_) => ArtifactKind::FinalizationShare,
             ConsensusMessage::EquivocationProof(_) => ArtifactKind::EquivocationProof,
+            ConsensusMessage::CatchUpPackage(_) => ArtifactKind::CatchUpPackage,
+            ConsensusMessage::CatchUpPackageShare(_) => ArtifactKind::CatchUpPackageShare,
         }
     }
 
@@ -590,6 +669,8 @@ impl ConsensusMessage {
             ConsensusMessage::Finalization(x) => x.content.height,
             ConsensusMessage::FinalizationShare(x) => x.content.height,
             ConsensusMessage::EquivocationProof(x) => x.height,
+            ConsensusMessage::CatchUpPackage(x) => x.content.height(),
+            ConsensusMessage::CatchUpPackageShare(x) => x.content.height,
         }
     }
 
@@ -619,8 +700,25 @@ impl ConsensusMessage {
             ConsensusMessage::EquivocationProof(x) => {
                 e.node(&x.signer).hash(&x.hash1).bytes(&x.signature1).hash(&x.hash2).bytes(&x.signature2)
             }
+            ConsensusMessage::CatchUpPackage(x) => {
+                e.bytes(&x.content.share_content().signing_bytes()).bytes(&x.signature)
+            }
+            ConsensusMessage::CatchUpPackageShare(x) => {
+                e.bytes(&x.content.signing_bytes()).node(&x.signer).bytes(&x.signature)
+            }
         };
         ArtifactId { kind, height: self.height(), hash: e.digest() }
+    }
+
+    /// Whether this is a chain root's stand-in (genesis, or a block a
+    /// catch-up package vouches for): unsigned, so never sent to peers.
+    pub fn is_root_stand_in(&self) -> bool {
+        match self {
+            ConsensusMessage::BlockProposal(p) => p.signature().is_empty(),
+            ConsensusMessage::Notarization(x) => x.signers.is_empty(),
+            ConsensusMessage::Finalization(x) => x.signers.is_empty(),
+            _ => false,
+        }
     }
 
     /// The signer of a share or proposal (`None` for aggregates and proofs).
@@ -631,6 +729,7 @@ impl ConsensusMessage {
             ConsensusMessage::RandomTapeShare(x) => Some(x.signer),
             ConsensusMessage::NotarizationShare(x) => Some(x.signer),
             ConsensusMessage::FinalizationShare(x) => Some(x.signer),
+            ConsensusMessage::CatchUpPackageShare(x) => Some(x.signer),
             _ => None,
         }
     }

@@ -9,7 +9,7 @@
 //! never disagree about validity.
 
 use crate::consensus::{Consensus, View};
-use crate::crypto::{ConsensusCrypto, CryptoError};
+use crate::crypto::{ConsensusCrypto, CryptoError, ThresholdKey};
 use crate::hash::CryptoHash;
 use crate::payload::{PayloadContext, PayloadError, PayloadHandler};
 use crate::pool::{ArtifactPool, ChangeAction};
@@ -83,6 +83,10 @@ pub enum InvalidArtifact {
     /// An equivocation proof whose two blocks are the same or unordered.
     #[error("equivocation proof does not show two different blocks")]
     ProofNotConflicting,
+    /// A catch-up package whose beacon is of another height, or whose
+    /// height does not start an interval.
+    #[error("catch-up package is inconsistent")]
+    CatchUpInconsistent,
 }
 
 /// The decision about one artifact.
@@ -194,7 +198,10 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let mut pass = Pass::default();
         self.combine_shares(pool, v, limit, &mut pass, &mut out);
         for (id, msg) in pool.unvalidated() {
-            if id.height > limit || pass.decided.contains(id) {
+            // A catch-up package is how a node far behind gets going again,
+            // so it is validated however far ahead it is.
+            let catch_up = id.kind == ArtifactKind::CatchUpPackage;
+            if (id.height > limit && !catch_up) || pass.decided.contains(id) {
                 continue;
             }
             let verdict = if id.height.0 == 0 {
@@ -217,6 +224,8 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                         self.check_multi(pool, f, irrelevant, &mut pass)
                     }
                     M::EquivocationProof(p) => self.check_proof(pool, v, p, &mut pass),
+                    M::CatchUpPackage(c) => self.check_catch_up(pool, c, &mut pass),
+                    M::CatchUpPackageShare(s) => self.check_catch_up_share(pool, s, &mut pass),
                     M::BlockProposal(p) => self.check_proposal(pool, v, p, now, local, &mut pass, &mut out),
                 };
                 match r {
@@ -356,10 +365,10 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
         let shares: Vec<(NodeId, &[u8])> = chosen.into_iter().collect();
         let bytes = content.signing_bytes();
-        let combined = self
-            .crypto
-            .combine_threshold(threshold, &bytes, &shares)
-            .and_then(|signature| self.crypto.verify_threshold(&bytes, &signature).map(|()| signature));
+        let combined =
+            self.crypto.combine_threshold(ThresholdKey::Low, threshold, &bytes, &shares).and_then(|signature| {
+                self.crypto.verify_threshold(ThresholdKey::Low, &bytes, &signature).map(|()| signature)
+            });
         let Ok(signature) = combined else { return Some(Combined::Failed) };
         let key = (T::AGGREGATE_KIND, content.height(), CryptoHash::ZERO);
         Some(accept_combined(key, wrap(ThresholdSignature { content, signature }), used, pass, out))
@@ -438,7 +447,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if b.content.parent != prev {
             return Err(InvalidArtifact::BeaconParentMismatch.into());
         }
-        sig(self.crypto.verify_threshold(&b.content.signing_bytes(), &b.signature))?;
+        sig(self.crypto.verify_threshold(ThresholdKey::Low, &b.content.signing_bytes(), &b.signature))?;
         pass.aggregates.insert(key);
         Ok(())
     }
@@ -465,7 +474,64 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Err(Verdict::Irrelevant);
         }
         individual_check(pass, (ArtifactKind::RandomBeaconShare, h, content_key(&s.content)))?;
-        sig(self.crypto.verify_threshold_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
+        sig(self.crypto.verify_threshold_share(
+            ThresholdKey::Low,
+            &s.signer,
+            &s.content.signing_bytes(),
+            &s.signature,
+        ))?;
+        pass.shares.insert(key);
+        Ok(())
+    }
+
+    /// A catch-up package is valid when the subnet key signed it; nothing
+    /// else about it needs checking (n − f members, at least f + 1 of them
+    /// honest, vouched for block, beacon and state hash).
+    fn check_catch_up(
+        &mut self,
+        pool: &ArtifactPool,
+        c: &crate::types::CatchUpPackage,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = c.content.height();
+        let key = (ArtifactKind::CatchUpPackage, h, CryptoHash::ZERO);
+        let known = pool.latest_catch_up().is_some_and(|x| x.content.height() >= h);
+        if h <= self.catch_up_height || known || pass.aggregates.contains(&key) {
+            return Err(Verdict::Irrelevant);
+        }
+        if c.content.beacon.content.height != h || !self.cfg.params.is_interval_start(h) {
+            return Err(InvalidArtifact::CatchUpInconsistent.into());
+        }
+        let bytes = c.content.share_content().signing_bytes();
+        sig(self.crypto.verify_threshold(ThresholdKey::High, &bytes, &c.signature))?;
+        pass.aggregates.insert(key);
+        Ok(())
+    }
+
+    fn check_catch_up_share(
+        &mut self,
+        pool: &ArtifactPool,
+        s: &Share<crate::types::CatchUpShareContent>,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let h = s.content.height;
+        if h <= self.catch_up_height || pool.latest_catch_up().is_some_and(|x| x.content.height() >= h) {
+            return Err(Verdict::Irrelevant);
+        }
+        if !self.membership().contains(&s.signer) {
+            return Err(InvalidArtifact::NotEntitled(s.signer).into());
+        }
+        let key = (ArtifactKind::CatchUpPackageShare, h, s.signer, content_key(&s.content));
+        let known = pool.validated_at(ArtifactKind::CatchUpPackageShare, h).any(|m| m.signer() == Some(s.signer));
+        if pass.shares.contains(&key) || known {
+            return Err(Verdict::Irrelevant);
+        }
+        sig(self.crypto.verify_threshold_share(
+            ThresholdKey::High,
+            &s.signer,
+            &s.content.signing_bytes(),
+            &s.signature,
+        ))?;
         pass.shares.insert(key);
         Ok(())
     }
@@ -481,7 +547,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if h < self.next_batch_height || pool.tape(h).is_some() || pass.aggregates.contains(&key) {
             return Err(Verdict::Irrelevant);
         }
-        sig(self.crypto.verify_threshold(&t.content.signing_bytes(), &t.signature))?;
+        sig(self.crypto.verify_threshold(ThresholdKey::Low, &t.content.signing_bytes(), &t.signature))?;
         pass.aggregates.insert(key);
         Ok(())
     }
@@ -504,7 +570,12 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Err(Verdict::Irrelevant);
         }
         individual_check(pass, (ArtifactKind::RandomTapeShare, h, content_key(&s.content)))?;
-        sig(self.crypto.verify_threshold_share(&s.signer, &s.content.signing_bytes(), &s.signature))?;
+        sig(self.crypto.verify_threshold_share(
+            ThresholdKey::Low,
+            &s.signer,
+            &s.content.signing_bytes(),
+            &s.signature,
+        ))?;
         pass.shares.insert(key);
         Ok(())
     }

@@ -13,7 +13,6 @@
 
 pub mod block;
 pub mod certification;
-pub mod checkpoint;
 pub mod ingress_pool;
 pub mod metrics;
 mod query_pool;
@@ -26,10 +25,10 @@ use cairn_execution::{ExecutionConfig, ExecutionEnvironment, Query};
 use cairn_http::{BoxFuture, NodeApi, NodeInfo, SignedIngress, SubmitError};
 use cairn_registry::{NodeSecrets, Registry};
 use cairn_state::{ReplicatedState, SystemMetadata};
+use cairn_state_manager::Checkpoints;
 use cairn_state_manager::{CertifiedState, StateTreeBuilder, SubnetTreeInfo};
 use cairn_types::messages::{Ingress, WasmResult};
 use cairn_types::{ErrorCode, Height, UserError};
-use checkpoint::Checkpoints;
 use ingress_pool::{IngressPool, PoolLimits};
 use metrics::NodeMetrics;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -49,7 +48,7 @@ pub enum NodeError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
-    Checkpoint(#[from] checkpoint::CheckpointError),
+    Checkpoint(#[from] cairn_state_manager::CheckpointError),
     #[error(transparent)]
     Registry(#[from] cairn_registry::RegistryError),
     #[error("cannot start the Wasm engine: {0}")]
@@ -321,12 +320,14 @@ fn consensus_setup(
         multisig_keys.insert(*node, (pk, pop));
     }
     let beacon = bls::PublicCoefficients::from_bytes(&subnet.beacon_public_coefficients).map_err(|e| crypto_err(&e))?;
-    let public =
-        SubnetPublicKeys::new(membership.clone(), signing_keys, multisig_keys, &beacon).map_err(|e| crypto_err(&e))?;
+    let subnet_key = bls::PublicCoefficients::from_bytes(&subnet.public_coefficients).map_err(|e| crypto_err(&e))?;
+    let public = SubnetPublicKeys::new(membership.clone(), signing_keys, multisig_keys, &beacon, &subnet_key)
+        .map_err(|e| crypto_err(&e))?;
     let secrets = NodeSecretKeys {
         signing: config.secrets.signing_key(),
         multisig: config.secrets.multisig_secret()?,
         threshold_share: Some(config.secrets.beacon_key()?),
+        high_threshold_share: Some(config.secrets.threshold_key()?),
     };
     let seed: [u8; 32] = subnet
         .genesis_random_seed
@@ -338,6 +339,7 @@ fn consensus_setup(
         initial_notary_delay: Duration::from_millis(subnet.consensus.initial_notary_delay_ms),
         purge_margin: config.subnet.purge_margin,
         max_block_payload_bytes: subnet.consensus.max_ingress_bytes_per_block as u64,
+        interval_length: subnet.consensus.dkg_interval_length + 1,
         ..Default::default()
     };
     let cfg = ConsensusConfig {

@@ -7,7 +7,6 @@
 //! execution, the state tree — is the same code.
 
 use crate::block::Block;
-use crate::checkpoint::Checkpoints;
 use crate::metrics::NodeMetrics;
 use crate::store::BlockStore;
 use crate::wall_clock;
@@ -16,6 +15,7 @@ use cairn_crypto::bls;
 use cairn_crypto::certificate::state_root_message;
 use cairn_execution::{Batch, ExecutionEnvironment};
 use cairn_state::ReplicatedState;
+use cairn_state_manager::Checkpoints;
 use cairn_state_manager::{CertifiedState, StateTreeBuilder};
 use cairn_types::{Height, Time};
 use sha2::{Digest, Sha256};
@@ -182,7 +182,7 @@ impl Replica {
     pub(crate) fn final_checkpoint(&self) {
         let height = self.state.metadata.height;
         match self.checkpoints.write(height, self.last_block_hash, &self.state) {
-            Ok(()) => tracing::info!(%height, "final checkpoint written"),
+            Ok(_) => tracing::info!(%height, "final checkpoint written"),
             Err(e) => tracing::error!("final checkpoint failed: {e}"),
         }
     }

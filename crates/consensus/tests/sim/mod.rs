@@ -380,17 +380,29 @@ impl ConsensusCrypto for CorruptShares {
     fn verify_multi(&self, signers: &[NodeId], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.0.verify_multi(signers, msg, sig)
     }
-    fn sign_threshold_share(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.0.sign_threshold_share(&[msg, b"corrupt"].concat())
+    fn sign_threshold_share(&self, key: ThresholdKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.0.sign_threshold_share(key, &[msg, b"corrupt"].concat())
     }
-    fn verify_threshold_share(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        self.0.verify_threshold_share(signer, msg, sig)
+    fn verify_threshold_share(
+        &self,
+        key: ThresholdKey,
+        signer: &NodeId,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<(), CryptoError> {
+        self.0.verify_threshold_share(key, signer, msg, sig)
     }
-    fn combine_threshold(&self, t: usize, msg: &[u8], shares: &[(NodeId, &[u8])]) -> Result<Vec<u8>, CryptoError> {
-        self.0.combine_threshold(t, msg, shares)
+    fn combine_threshold(
+        &self,
+        key: ThresholdKey,
+        t: usize,
+        msg: &[u8],
+        shares: &[(NodeId, &[u8])],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.0.combine_threshold(key, t, msg, shares)
     }
-    fn verify_threshold(&self, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        self.0.verify_threshold(msg, sig)
+    fn verify_threshold(&self, key: ThresholdKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        self.0.verify_threshold(key, msg, sig)
     }
 }
 
