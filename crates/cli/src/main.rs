@@ -40,6 +40,11 @@ struct SubnetArgs {
     /// Applies when the network is created.
     #[arg(long, default_value_t = 50)]
     notary_delay_ms: u64,
+    /// Heights per interval: every interval start is checkpointed and
+    /// certified by a catch-up package (nodes that fell behind resume from
+    /// it). Applies when the network is created.
+    #[arg(long, default_value_t = 500)]
+    interval_length: u64,
 }
 
 #[derive(clap::Args)]
@@ -119,6 +124,7 @@ fn spec(nodes: usize, host: IpAddr, port: u16, hosts: Vec<IpAddr>, subnet: &Subn
         hosts,
         unit_delay_ms: subnet.unit_delay_ms,
         initial_notary_delay_ms: subnet.notary_delay_ms,
+        interval_length: subnet.interval_length.max(2),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct NetworkSpec {
     pub hosts: Vec<IpAddr>,
     pub unit_delay_ms: u64,
     pub initial_notary_delay_ms: u64,
+    /// Heights per interval (catch-up package and checkpoint at each start).
+    pub interval_length: u64,
 }
 
 /// Paths of node `i` of a network in `data_dir`.
@@ -111,6 +113,7 @@ pub fn create(data_dir: &Path, spec: &NetworkSpec) -> Result<Registry> {
     let consensus = ConsensusParams {
         unit_delay_ms: spec.unit_delay_ms,
         initial_notary_delay_ms: spec.initial_notary_delay_ms,
+        dkg_interval_length: spec.interval_length.saturating_sub(1).max(1),
         ..ConsensusParams::default()
     };
     let config = GenesisConfig {

@@ -214,11 +214,12 @@ impl Node {
             metrics: metrics.clone(),
         };
         let (jobs, query_threads) = query_pool::start(config.query_threads, config.execution.clone(), engine)?;
+        let (roots_tx, roots_rx) = crossbeam_channel::unbounded();
         let checkpoint_thread = {
             let (checkpoints, store, metrics) = (checkpoints.clone(), store.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name("checkpoints".into())
-                .spawn(move || replica::checkpoint_writer(checkpoint_rx, checkpoints, store, metrics))?
+                .spawn(move || replica::checkpoint_writer(checkpoint_rx, checkpoints, store, metrics, roots_tx))?
         };
         let signing_key = config.secrets.signing_key();
         let info = NodeInfo {
@@ -230,7 +231,7 @@ impl Node {
         let (replica_thread, sink, subnet_parts) = if subnet.members.len() == 1 {
             (start_solo(replica)?, IngressSink::Solo, None)
         } else {
-            let (thread, driver_tx, parts) = start_subnet(&config, &subnet, replica)?;
+            let (thread, driver_tx, parts) = start_subnet(&config, &subnet, replica, roots_rx)?;
             (thread, IngressSink::Subnet(driver_tx), Some(parts))
         };
         let handle = Arc::new(NodeHandle { shared, sink, info, signing_key, jobs, metrics });
@@ -361,8 +362,11 @@ fn consensus_setup(
 fn start_subnet(
     config: &NodeConfig,
     subnet: &cairn_registry::SubnetRecord,
-    replica: Replica,
+    mut replica: Replica,
+    state_roots: crossbeam_channel::Receiver<(Height, [u8; 32])>,
 ) -> Result<(std::thread::JoinHandle<()>, crossbeam_channel::Sender<DriverEvent>, SubnetParts), NodeError> {
+    // Checkpoints are taken where catch-up packages certify them.
+    replica.params.checkpoint_interval = subnet.consensus.dkg_interval_length + 1;
     let metrics = replica.metrics.clone();
     use cairn_consensus::{ArtifactPool, Consensus, IngressInfo, IngressLimits, IngressPayloadHandler};
     use subnet::PeerMessage;
@@ -392,12 +396,28 @@ fn start_subnet(
     let (driver_tx, driver_rx) = crossbeam_channel::bounded::<DriverEvent>(100_000);
     let (peer_tx, peer_rx) = crossbeam_channel::bounded(100_000);
     let (blocks_tx, blocks_rx) = crossbeam_channel::unbounded();
+    let (sync_request_tx, sync_request_rx) = crossbeam_channel::bounded(1_000);
+    let (sync_response_tx, sync_response_rx) = crossbeam_channel::bounded(1_000);
     {
-        // Route what peers send: certification to the replica, the rest to consensus.
+        let (checkpoints, transport, metrics) = (replica.checkpoints.clone(), transport.clone(), metrics.clone());
+        std::thread::Builder::new()
+            .name("state-sync".into())
+            .spawn(move || subnet::state_sync::serve(checkpoints, transport, sync_request_rx, metrics))?;
+    }
+    {
+        // Route what peers send: certification and state sync to the replica
+        // (chunk requests to the state sync server), the rest to consensus.
         let driver_tx = driver_tx.clone();
         runtime.spawn(async move {
+            use subnet::state_sync::StateSyncMessage;
             while let Some((from, message)) = inbound.recv().await {
                 match message {
+                    PeerMessage::StateSync(m @ StateSyncMessage::Request { .. }) => {
+                        let _ = sync_request_tx.try_send((from, m));
+                    }
+                    PeerMessage::StateSync(m) => {
+                        let _ = sync_response_tx.try_send((from, m));
+                    }
                     PeerMessage::CertificationShare(_) | PeerMessage::Certification(_) => {
                         let _ = peer_tx.try_send((from, message));
                     }
@@ -415,6 +435,7 @@ fn start_subnet(
     let driver_shared = Arc::new(DriverShared {
         shutdown: AtomicBool::new(false),
         certified_height: std::sync::atomic::AtomicU64::new(0),
+        catch_up_height: std::sync::atomic::AtomicU64::new(0),
     });
     let coefficients = cairn_crypto::bls::PublicCoefficients::from_bytes(&subnet.public_coefficients)
         .map_err(|e| NodeError::Crypto(e.to_string()))?;
@@ -422,6 +443,8 @@ fn start_subnet(
         pool: certification::CertificationPool::new(&coefficients, subnet.members.len()),
         replica,
         blocks: blocks_rx,
+        sync_responses: sync_response_rx,
+        peers: subnet::state_sync::peers_of(&subnet.members, node_id),
         peer_messages: peer_rx,
         transport: transport.clone(),
         driver: driver_tx.clone(),
@@ -429,6 +452,7 @@ fn start_subnet(
         wrong_state_hash_from: config.subnet.wrong_state_hash_from,
         uncertified: Default::default(),
         diverged: false,
+        awaiting_catch_up: false,
         peer_certified: Default::default(),
     };
     // Replay the block log first: consensus resumes above the executed height.
@@ -481,6 +505,7 @@ fn start_subnet(
         transport,
         driver_rx,
         blocks_tx,
+        state_roots,
         driver_shared.clone(),
         registry.version,
         metrics,

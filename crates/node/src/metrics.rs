@@ -33,6 +33,12 @@ pub struct NodeMetrics {
     pub p2p_messages_sent_total: Gauge,
     pub p2p_messages_received_total: Gauge,
     pub p2p_messages_dropped_total: Gauge,
+    pub catch_up_height: Gauge,
+    pub state_syncs_total: Counter,
+    pub state_sync_chunks_total: Gauge,
+    pub state_sync_chunks_done: Gauge,
+    pub state_sync_bytes_fetched_total: Counter,
+    pub state_sync_chunks_served_total: Counter,
 }
 
 impl Default for NodeMetrics {
@@ -60,6 +66,12 @@ impl Default for NodeMetrics {
             p2p_messages_sent_total: Gauge::default(),
             p2p_messages_received_total: Gauge::default(),
             p2p_messages_dropped_total: Gauge::default(),
+            catch_up_height: Gauge::default(),
+            state_syncs_total: Counter::default(),
+            state_sync_chunks_total: Gauge::default(),
+            state_sync_chunks_done: Gauge::default(),
+            state_sync_bytes_fetched_total: Counter::default(),
+            state_sync_chunks_served_total: Counter::default(),
         }
     }
 }
@@ -109,6 +121,36 @@ impl NodeMetrics {
             "p2p_messages_dropped",
             "Messages dropped because a peer's send queue was full",
             self.p2p_messages_dropped_total.clone(),
+        );
+        r.register(
+            "catch_up_height",
+            "Height of the newest catch-up package the chain starts from",
+            self.catch_up_height.clone(),
+        );
+        r.register(
+            "state_syncs",
+            "State syncs completed (catching up from a catch-up package)",
+            self.state_syncs_total.clone(),
+        );
+        r.register(
+            "state_sync_chunks",
+            "Chunks of the state being synced (0 when none)",
+            self.state_sync_chunks_total.clone(),
+        );
+        r.register(
+            "state_sync_chunks_done",
+            "Chunks of the state being synced that are in place",
+            self.state_sync_chunks_done.clone(),
+        );
+        r.register(
+            "state_sync_bytes_fetched",
+            "Bytes fetched from peers by state sync",
+            self.state_sync_bytes_fetched_total.clone(),
+        );
+        r.register(
+            "state_sync_chunks_served",
+            "Checkpoint chunks served to peers",
+            self.state_sync_chunks_served_total.clone(),
         );
     }
 }

@@ -192,8 +192,10 @@ impl Replica {
         if height.0.is_multiple_of(self.params.checkpoint_interval)
             && let Some(snapshot) = snapshot
         {
-            // A busy writer skips this one; the next interval catches up.
-            let _ = self.checkpoint_tx.try_send((height, self.last_block_hash, snapshot));
+            // Waits only if the previous checkpoint (an interval ago) is still
+            // being written: every interval start needs its checkpoint, since
+            // a catch-up package certifies it.
+            let _ = self.checkpoint_tx.send((height, self.last_block_hash, snapshot));
         }
     }
 
@@ -239,12 +241,18 @@ pub(crate) fn checkpoint_writer(
     checkpoints: Arc<Checkpoints>,
     store: Arc<BlockStore>,
     metrics: NodeMetrics,
+    roots: crossbeam_channel::Sender<(Height, [u8; 32])>,
 ) {
     for (height, hash, state) in rx {
         let started = Instant::now();
-        if let Err(e) = checkpoints.write(height, hash, &state) {
-            tracing::error!("checkpoint at {height} failed: {e}");
-            continue;
+        match checkpoints.write(height, hash, &state) {
+            Ok(root) => {
+                let _ = roots.send((height, root));
+            }
+            Err(e) => {
+                tracing::error!("checkpoint at {height} failed: {e}");
+                continue;
+            }
         }
         metrics.checkpoints_total.inc();
         tracing::debug!(%height, ms = started.elapsed().as_millis() as u64, "checkpoint written");
@@ -265,7 +273,12 @@ pub(crate) fn checkpoint_writer(
 /// finalized and certifies each state together with its peers.
 pub(crate) struct SubnetReplica {
     pub(crate) replica: Replica,
-    pub(crate) blocks: crossbeam_channel::Receiver<crate::subnet::driver::FinalizedBlock>,
+    pub(crate) blocks: crossbeam_channel::Receiver<crate::subnet::driver::Delivery>,
+    /// Chunks peers send while this node syncs a state.
+    pub(crate) sync_responses:
+        crossbeam_channel::Receiver<(cairn_types::NodeId, crate::subnet::state_sync::StateSyncMessage)>,
+    /// The subnet's other members (state sync fetches from them).
+    pub(crate) peers: Vec<cairn_types::NodeId>,
     pub(crate) peer_messages: crossbeam_channel::Receiver<(cairn_types::NodeId, crate::subnet::PeerMessage)>,
     pub(crate) pool: crate::certification::CertificationPool,
     pub(crate) transport: cairn_p2p::Transport<crate::subnet::PeerMessage>,
@@ -275,8 +288,23 @@ pub(crate) struct SubnetReplica {
     /// Executed, not yet certified states (and their trees), by height.
     pub(crate) uncertified: std::collections::BTreeMap<Height, (Arc<ReplicatedState>, cairn_state_manager::TreeMap)>,
     pub(crate) diverged: bool,
+    /// A catch-up was abandoned for a newer one: blocks are skipped until it comes.
+    pub(crate) awaiting_catch_up: bool,
     /// Each peer's last reported certified height, and whether it stood still.
     pub(crate) peer_certified: std::collections::BTreeMap<cairn_types::NodeId, Height>,
+}
+
+/// Why a catch-up did not complete.
+enum CatchUpError {
+    /// A newer package came while this one was being fetched.
+    Superseded,
+    Failed(NodeError),
+}
+
+impl From<NodeError> for CatchUpError {
+    fn from(e: NodeError) -> Self {
+        CatchUpError::Failed(e)
+    }
 }
 
 /// Executed heights kept while waiting for their certification.
@@ -297,8 +325,28 @@ impl SubnetReplica {
                 break;
             }
             select! {
-                recv(self.blocks) -> block => {
-                    let Ok(block) = block else { break };
+                recv(self.blocks) -> delivery => {
+                    use crate::subnet::driver::Delivery;
+                    let block = match delivery {
+                        Err(_) => break,
+                        Ok(Delivery::CatchUp { height, state_hash }) => {
+                            match self.catch_up(height, state_hash) {
+                                Ok(()) => self.awaiting_catch_up = false,
+                                Err(CatchUpError::Superseded) => {
+                                    tracing::info!(%height, "a newer catch-up package replaced this one");
+                                    self.awaiting_catch_up = true;
+                                }
+                                Err(CatchUpError::Failed(e)) => {
+                                    tracing::error!("the replica stops: catching up to height {height} failed: {e}");
+                                    self.stop();
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                        Ok(Delivery::Block(_)) if self.awaiting_catch_up => continue,
+                        Ok(Delivery::Block(block)) => block,
+                    };
                     if self.diverged {
                         continue;
                     }
@@ -352,6 +400,62 @@ impl SubnetReplica {
         }
         self.replica.apply_block(block.height, block.time, block.randomness, block.ingress)?;
         self.certify_tip()
+    }
+
+    /// Replaces the state with the checkpoint a catch-up package certifies:
+    /// from disk if this node has it, else by state sync from the peers.
+    /// Blocks below the package are gone; execution resumes above it.
+    fn catch_up(&mut self, height: Height, root: [u8; 32]) -> Result<(), CatchUpError> {
+        if self.driver_shared.catch_up_height.load(Ordering::Acquire) > height.0 {
+            return Err(CatchUpError::Superseded);
+        }
+        self.load_catch_up(height, root)
+    }
+
+    fn load_catch_up(&mut self, height: Height, root: [u8; 32]) -> Result<(), CatchUpError> {
+        use crate::subnet::state_sync::StateSyncError;
+        let checkpoints = self.replica.checkpoints.clone();
+        if checkpoints.root(height).ok() != Some(root) {
+            let fetch = crate::subnet::state_sync::Fetch {
+                height,
+                root,
+                peers: self.peers.clone(),
+                transport: &self.transport,
+                responses: &self.sync_responses,
+                checkpoints: &checkpoints,
+                metrics: &self.replica.metrics,
+                shutdown: &self.replica.shared.shutdown,
+                newest: &self.driver_shared.catch_up_height,
+            };
+            match fetch.run() {
+                Ok(_) => {}
+                Err(StateSyncError::Superseded) => return Err(CatchUpError::Superseded),
+                Err(e) => return Err(NodeError::Recovery(format!("state sync: {e}")).into()),
+            }
+        }
+        let restored = checkpoints.load(height).map_err(NodeError::from)?;
+        if restored.root != root {
+            return Err(NodeError::Recovery(format!("the checkpoint at {height} is not the certified one")).into());
+        }
+        let replica = &mut self.replica;
+        replica.state = restored.state;
+        replica.last_block_hash = restored.block_hash;
+        replica.builder = StateTreeBuilder::new(replica.builder.info().clone());
+        replica.store.purge_up_to(height).map_err(NodeError::from)?;
+        self.uncertified.clear();
+        self.diverged = false;
+        replica.metrics.state_diverged.set(0);
+        replica.metrics.block_height.set(height.0 as i64);
+        let history = replica
+            .state
+            .metadata
+            .ingress_history
+            .iter()
+            .map(|(id, status)| cairn_consensus::IngressInfo { id: *id, expiry: status.expiry_time })
+            .collect();
+        let _ = self.driver.send(crate::subnet::driver::DriverEvent::CaughtUp(history));
+        tracing::info!(%height, "caught up: the state of the catch-up package is loaded; executing from there");
+        Ok(())
     }
 
     /// Signs the tip's state root, gossips the share and adds it to the pool.

@@ -78,6 +78,11 @@ pub struct StateTreeBuilder {
 }
 
 impl StateTreeBuilder {
+    /// The subnet facts the tree was built with.
+    pub fn info(&self) -> &SubnetTreeInfo {
+        &self.info
+    }
+
     /// A builder for a subnet; the static parts of the tree are built here.
     pub fn new(info: SubnetTreeInfo) -> Self {
         let mut root = TreeMap::new();

@@ -64,6 +64,22 @@ impl LocalSubnet {
     /// Creates a subnet whose node `i` listens on `hosts[i]` (HTTP `port`,
     /// QUIC `port + 1000`), or on loopback ports `port + i` if `hosts` is empty.
     pub fn init_with(binary: impl AsRef<Path>, n: usize, port: u16, hosts: &[IpAddr]) -> Result<LocalSubnet> {
+        Self::init_full(binary, n, port, hosts, &[])
+    }
+
+    /// Creates a subnet on loopback with extra `cairn init` arguments
+    /// (e.g. `--interval-length 20`).
+    pub fn init_with_args(binary: impl AsRef<Path>, n: usize, args: &[&str]) -> Result<LocalSubnet> {
+        Self::init_full(binary, n, free_port_block(n), &[], args)
+    }
+
+    fn init_full(
+        binary: impl AsRef<Path>,
+        n: usize,
+        port: u16,
+        hosts: &[IpAddr],
+        extra: &[&str],
+    ) -> Result<LocalSubnet> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("net");
         let binary = binary.as_ref().to_path_buf();
@@ -73,6 +89,7 @@ impl LocalSubnet {
             .arg(&data_dir)
             .args(["--unit-delay-ms", &TEST_UNIT_DELAY_MS.to_string()])
             .args(["--notary-delay-ms", &TEST_NOTARY_DELAY_MS.to_string()])
+            .args(extra)
             .stdout(Stdio::null());
         if !hosts.is_empty() {
             let list: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();

@@ -37,6 +37,19 @@ pub enum DriverEvent {
     /// The replica certified a new height (consensus may now validate
     /// proposals that refer to it).
     Certified,
+    /// The replica loaded the state of a catch-up package; these requests
+    /// are in its ingress history (they must not be included again).
+    CaughtUp(Vec<cairn_consensus::IngressInfo>),
+}
+
+/// What consensus hands the replica, in order.
+pub enum Delivery {
+    /// The next finalized block.
+    Block(FinalizedBlock),
+    /// The node fell behind this catch-up package: load the checkpoint at
+    /// `height` whose manifest root is `state_hash` (from disk if it has it,
+    /// else by state sync) before the blocks that follow.
+    CatchUp { height: Height, state_hash: [u8; 32] },
 }
 
 /// A finalized block for the replica thread, ingress already verified.
@@ -52,6 +65,9 @@ pub struct DriverShared {
     pub shutdown: AtomicBool,
     /// The latest height whose state this node certified.
     pub certified_height: AtomicU64,
+    /// Height of the newest catch-up package consensus resumed from (a
+    /// state sync for a lower one is abandoned).
+    pub catch_up_height: AtomicU64,
 }
 
 /// At most this many heights are resent to a stalled peer per status.
@@ -80,7 +96,9 @@ pub struct Driver {
     pub store: ArtifactStore,
     pub transport: Transport<PeerMessage>,
     pub events: Receiver<DriverEvent>,
-    pub blocks: Sender<FinalizedBlock>,
+    pub blocks: Sender<Delivery>,
+    /// Manifest roots of checkpoints the replica wrote at interval starts.
+    pub state_roots: Receiver<(Height, [u8; 32])>,
     pub shared: Arc<DriverShared>,
     pub registry_version: RegistryVersion,
     pub metrics: NodeMetrics,
@@ -98,7 +116,8 @@ impl Driver {
         store: ArtifactStore,
         transport: Transport<PeerMessage>,
         events: Receiver<DriverEvent>,
-        blocks: Sender<FinalizedBlock>,
+        blocks: Sender<Delivery>,
+        state_roots: Receiver<(Height, [u8; 32])>,
         shared: Arc<DriverShared>,
         registry_version: RegistryVersion,
         metrics: NodeMetrics,
@@ -111,6 +130,7 @@ impl Driver {
             transport,
             events,
             blocks,
+            state_roots,
             shared,
             registry_version,
             metrics,
@@ -145,6 +165,9 @@ impl Driver {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while let Ok((height, root)) = self.state_roots.try_recv() {
+                self.consensus.note_state_hash(height, cairn_consensus::CryptoHash(root));
             }
             let local = LocalState {
                 certified_height: Height(self.shared.certified_height.load(Ordering::Acquire)),
@@ -188,6 +211,11 @@ impl Driver {
                 }
             }
             DriverEvent::Certified => {}
+            DriverEvent::CaughtUp(history) => {
+                for info in history {
+                    self.consensus.payload_mut().remember_finalized(info);
+                }
+            }
         }
     }
 
@@ -206,12 +234,22 @@ impl Driver {
                 _ => {}
             }
         }
+        if let Some(cup) = &out.catch_up {
+            let height = cup.content.height();
+            tracing::info!(%height, "this node fell behind a catch-up package; resuming from it");
+            let state_hash = cup.content.state_hash.0;
+            self.shared.catch_up_height.fetch_max(height.0, Ordering::AcqRel);
+            if self.blocks.send(Delivery::CatchUp { height, state_hash }).is_err() {
+                self.shared.shutdown.store(true, Ordering::Release);
+            }
+        }
+        self.metrics.catch_up_height.set(self.consensus.catch_up_height().0 as i64);
         for batch in out.batches {
             let time = batch.block.context.time;
             let source = self.consensus.payload().source();
             let ingress = source.finalized_ingress(&batch.block.payload.messages, time);
             let block = FinalizedBlock { height: batch.height, time, randomness: batch.randomness, ingress };
-            if self.blocks.send(block).is_err() {
+            if self.blocks.send(Delivery::Block(block)).is_err() {
                 self.shared.shutdown.store(true, Ordering::Release);
             }
             self.consensus.payload_mut().source_mut().forget_expired(time);
@@ -264,14 +302,20 @@ impl Driver {
         }
         // A peer's finalized height can run ahead of what it has (it got the
         // newest finalization, not the blocks below): start at what it executed.
-        let from = status.delivered.increment();
-        let to = Height(status.delivered.0 + REPAIR_HEIGHTS);
+        let mut from = status.delivered.increment();
+        // Blocks it needs were purged: it resumes from the catch-up package.
+        let purged = self.pool.validated_between(ArtifactKind::BlockProposal, from, from).next().is_none();
+        if let Some(cup) = self.pool.latest_catch_up().filter(|c| c.content.height() >= from && purged) {
+            let _ = self.transport.send(peer, &PeerMessage::Consensus(ConsensusMessage::CatchUpPackage(cup.clone())));
+            from = cup.content.height().increment();
+        }
+        let to = Height(from.0 + REPAIR_HEIGHTS - 1);
         let mut sent = 0usize;
         for kind in ArtifactKind::ALL {
             let messages: Vec<ConsensusMessage> =
                 self.pool.validated_between(kind, from, to).map(|(_, m)| m.clone()).collect();
             for m in messages {
-                if kind.is_share() && m.height() <= finalized {
+                if (kind.is_share() && m.height() <= finalized) || m.is_root_stand_in() {
                     continue;
                 }
                 let _ = self.transport.send(peer, &PeerMessage::Consensus(m));

@@ -16,6 +16,7 @@
 pub mod artifact_store;
 pub mod driver;
 pub mod ingress;
+pub mod state_sync;
 
 use crate::certification::{Certification, CertificationShare};
 use cairn_consensus::ConsensusMessage;
@@ -38,6 +39,8 @@ pub enum PeerMessage {
     Certification(Certification),
     /// Where the sender stands; peers use it to resend what it lacks.
     Status(PeerStatus),
+    /// Checkpoint chunks for a node catching up (state sync).
+    StateSync(state_sync::StateSyncMessage),
 }
 
 /// A node's progress, broadcast periodically.
