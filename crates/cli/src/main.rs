@@ -207,6 +207,7 @@ fn run_node(args: NodeArgs) -> Result<()> {
     config.subnet.p2p_listen = file.p2p_listen;
     config.subnet.link_delay = std::time::Duration::from_millis(args.link_delay_ms.unwrap_or(file.link_delay_ms));
     config.subnet.wrong_state_hash_from = file.wrong_state_hash_from.map(cairn_types::Height);
+    config.subnet.wrong_state_hash_until = file.wrong_state_hash_until.map(cairn_types::Height);
     if let Some(interval) = file.checkpoint_interval {
         config.replica.checkpoint_interval = interval.max(1);
     }

@@ -39,6 +39,9 @@ pub struct NodeFile {
     /// root (a Byzantine or diverged node).
     #[serde(default)]
     pub wrong_state_hash_from: Option<u64>,
+    /// Test setting: ... up to (not including) this height.
+    #[serde(default)]
+    pub wrong_state_hash_until: Option<u64>,
     /// Heights between checkpoints.
     #[serde(default)]
     pub checkpoint_interval: Option<u64>,
@@ -142,6 +145,7 @@ pub fn create(data_dir: &Path, spec: &NetworkSpec) -> Result<Registry> {
             p2p_listen: None,
             link_delay_ms: 0,
             wrong_state_hash_from: None,
+            wrong_state_hash_until: None,
             checkpoint_interval: None,
         };
         file.save(&dir.join("node.json"))?;

@@ -121,3 +121,45 @@ async fn a_stopped_node_rejoins_by_catch_up_package_and_state_sync() {
         assert_eq!(subnet.metric(i, "cairn_state_diverged"), Some(0.0), "node {i}");
     }
 }
+
+/// The determinism guard's other half: a node whose state diverged stops
+/// executing, and at the next catch-up package it replaces its state with
+/// the certified one (state sync) and takes part again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_node_recovers_at_the_next_catch_up_package() {
+    let interval = INTERVAL.to_string();
+    let mut subnet =
+        LocalSubnet::init_with_args(env!("CARGO_BIN_EXE_cairn"), 4, &["--interval-length", &interval]).unwrap();
+    // Node 3 computes wrong state roots for heights 3 to 7 (as if its
+    // execution had been non-deterministic for a while).
+    subnet.set_config(3, "wrong_state_hash_from", serde_json::json!(3)).unwrap();
+    subnet.set_config(3, "wrong_state_hash_until", serde_json::json!(8)).unwrap();
+    subnet.spawn_all().unwrap();
+    let metric = |s: &LocalSubnet, i: usize, name: &str| s.metric(i, name).unwrap_or(0.0) as u64;
+    subnet
+        .wait_for("node 3 to report the divergence", Duration::from_secs(60), |s| {
+            metric(s, 3, "cairn_state_diverged") == 1
+        })
+        .unwrap();
+    subnet
+        .wait_for("node 3 to recover", Duration::from_secs(90), |s| {
+            metric(s, 3, "cairn_state_diverged") == 0
+                && metric(s, 3, "cairn_state_syncs_total") >= 1
+                && metric(s, 3, "cairn_certified_height") > INTERVAL
+        })
+        .unwrap_or_else(|e| {
+            subnet.dump_logs();
+            panic!("{e}")
+        });
+    // It serves the subnet's state and counts towards 2f + 1 again.
+    let a3 = agent(&subnet, 3).await;
+    let id = counter::install(&a3, cairn_test_canisters::COUNTER).await;
+    assert_eq!(inc(&a3, id).await.unwrap(), 1);
+    subnet.stop(0);
+    let a1 = agent(&subnet, 1).await;
+    assert_eq!(inc(&a1, id).await.unwrap(), 2, "node 3 is one of the three live nodes");
+    assert_eq!(read(&a3, id).await, 2);
+    for i in 1..4 {
+        assert_eq!(subnet.metric(i, "cairn_state_diverged"), Some(0.0), "node {i}");
+    }
+}

@@ -143,6 +143,9 @@ pub struct Consensus<C, P> {
     state_hashes: BTreeMap<Height, CryptoHash>,
     /// A catch-up package adopted during the current step.
     adopted: Option<crate::types::CatchUpPackage>,
+    /// Resume from the next catch-up package even if its blocks are here
+    /// (this node's state diverged; the package's state replaces it).
+    resync: bool,
 }
 
 impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
@@ -166,7 +169,15 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             catch_up_height: Height(0),
             state_hashes: BTreeMap::new(),
             adopted: None,
+            resync: false,
         }
+    }
+
+    /// This node's state is wrong (it diverged from the subnet's): the next
+    /// catch-up package is adopted as the chain's root with its state, and
+    /// delivery restarts right above it.
+    pub fn resync_at_next_catch_up(&mut self) {
+        self.resync = true;
     }
 
     /// Tells consensus the manifest root of this node's checkpoint at an
@@ -664,15 +675,17 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Vec::new();
         }
         let next = self.next_batch_height;
-        let reachable = h < next || {
-            let need = (h.0 - next.0 + 1) as usize;
-            Self::ancestors(pool, h, cup.content.block.hash(), next).len() >= need
-        };
+        let reachable = !self.resync
+            && (h < next || {
+                let need = (h.0 - next.0 + 1) as usize;
+                Self::ancestors(pool, h, cup.content.block.hash(), next).len() >= need
+            });
         self.catch_up_height = h;
         self.state_hashes = self.state_hashes.split_off(&h.increment());
         if reachable {
             return Vec::new();
         }
+        self.resync = false;
         self.next_batch_height = h.increment();
         self.purged_through = h;
         self.round_start = self.round_start.split_off(&h);
@@ -763,14 +776,13 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         self.last_purge = Some(key);
         let delivered = Height(self.next_batch_height.0 - 1);
         let settled = v.finalized.min(delivered);
-        // The latest catch-up package and what follows it stay: they are
-        // what a peer that fell behind resumes from (but never more than two
-        // intervals, should packages stop being made).
-        let mut floor = Height(settled.0.saturating_sub(self.cfg.params.purge_margin));
-        if self.catch_up_height.0 > 0 {
-            let oldest_kept = Height(settled.0.saturating_sub(2 * self.cfg.params.interval_length));
-            floor = floor.min(self.catch_up_height).max(oldest_kept);
-        }
+        // The latest catch-up package (genesis before the first) and what
+        // follows it stay: they are what a peer that fell behind resumes
+        // from (but never more than two intervals, should packages stop
+        // being made).
+        let oldest_kept = Height(settled.0.saturating_sub(2 * self.cfg.params.interval_length));
+        let floor =
+            Height(settled.0.saturating_sub(self.cfg.params.purge_margin)).min(self.catch_up_height).max(oldest_kept);
         let mut out = Vec::new();
         if pool.min_validated_height().is_some_and(|m| m < floor) {
             out.push(ChangeAction::PurgeValidatedBelow(floor));

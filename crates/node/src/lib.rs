@@ -450,6 +450,7 @@ fn start_subnet(
         driver: driver_tx.clone(),
         driver_shared: driver_shared.clone(),
         wrong_state_hash_from: config.subnet.wrong_state_hash_from,
+        wrong_state_hash_until: config.subnet.wrong_state_hash_until,
         uncertified: Default::default(),
         diverged: false,
         awaiting_catch_up: false,

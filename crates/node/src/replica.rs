@@ -285,6 +285,7 @@ pub(crate) struct SubnetReplica {
     pub(crate) driver: crossbeam_channel::Sender<crate::subnet::driver::DriverEvent>,
     pub(crate) driver_shared: Arc<crate::subnet::driver::DriverShared>,
     pub(crate) wrong_state_hash_from: Option<Height>,
+    pub(crate) wrong_state_hash_until: Option<Height>,
     /// Executed, not yet certified states (and their trees), by height.
     pub(crate) uncertified: std::collections::BTreeMap<Height, (Arc<ReplicatedState>, cairn_state_manager::TreeMap)>,
     pub(crate) diverged: bool,
@@ -463,7 +464,9 @@ impl SubnetReplica {
         let height = self.replica.state.metadata.height;
         let tree = self.replica.tree();
         let mut root = tree.hash();
-        if self.wrong_state_hash_from.is_some_and(|h| height >= h) {
+        if self.wrong_state_hash_from.is_some_and(|h| height >= h)
+            && self.wrong_state_hash_until.is_none_or(|h| height < h)
+        {
             // Test setting: behave as a node whose state diverged.
             root[0] ^= 0xff;
         }
@@ -502,6 +505,7 @@ impl SubnetReplica {
             }
             Outcome::Diverged { height, ours, agreed } => {
                 self.diverged = true;
+                let _ = self.driver.try_send(crate::subnet::driver::DriverEvent::Diverged);
                 self.replica.metrics.state_diverged.set(1);
                 self.replica.metrics.diverged_height.set(height.0 as i64);
                 tracing::error!(
@@ -510,7 +514,7 @@ impl SubnetReplica {
                     agreed = %hex::encode(agreed),
                     "STATE DIVERGED: the subnet certified a different state root than this node computed; \
                      this node stops executing and certifying (it keeps serving its last certified state) \
-                     until it is recovered from a catch-up package and state sync"
+                     until the next catch-up package, whose state it then fetches from its peers"
                 );
             }
         }

@@ -496,6 +496,15 @@ pub struct Report {
     pub invalid_seen: u64,
     pub equivocation_proofs: u64,
     pub ingress_delivered: u64,
+    /// Times a node resumed from a catch-up package (state sync).
+    pub catch_ups: u64,
+}
+
+/// The simulated state hash after executing the block with this hash: the
+/// same on every node that delivered the same chain.
+fn sim_state_hash(block_hash: &CryptoHash) -> CryptoHash {
+    use sha2::Digest;
+    CryptoHash(sha2::Sha256::digest([b"sim-state".as_slice(), block_hash.as_bytes()].concat()).into())
 }
 
 /// Global safety bookkeeping across all correct nodes.
@@ -994,6 +1003,36 @@ impl Sim {
         self.nodes.iter().position(|n| n.id == *id).unwrap_or(usize::MAX)
     }
 
+    /// Node `i` resumes from a catch-up package: the "state" it fetches is
+    /// the finalized chain up to the package's height, taken from any node
+    /// that delivered it; the package must certify exactly that chain.
+    fn state_sync(&mut self, i: usize, cup: &CatchUpPackage) {
+        let h = cup.content.height().0 as usize;
+        self.report.catch_ups += 1;
+        let donor = (0..self.nodes.len())
+            .find(|j| *j != i && self.nodes[*j].delivered.len() >= h && self.nodes[*j].byz.is_none());
+        let Some(donor) = donor else {
+            self.checker.violations.push(format!("node {i}: no node has the state of the catch-up package at {h}"));
+            return;
+        };
+        let chain = self.nodes[donor].delivered[..h].to_vec();
+        let top = &chain[h - 1];
+        if top.block_hash != cup.content.block.hash() || sim_state_hash(&top.block_hash) != cup.content.state_hash {
+            self.checker.violations.push(format!(
+                "SAFETY: the catch-up package at {h} certifies a block or state off the finalized chain"
+            ));
+        }
+        if self.nodes[i].delivered.len() > h {
+            self.checker.violations.push(format!("node {i} caught up to {h} below what it had delivered"));
+        }
+        let node = &mut self.nodes[i];
+        node.delivered = chain;
+        let engine = node.engine.as_mut().unwrap();
+        for b in &node.delivered {
+            engine.payload_mut().on_delivered(b);
+        }
+    }
+
     fn local_state(&self, i: usize) -> LocalState {
         // Execution and certification are instantaneous here: the certified
         // height is the delivered height.
@@ -1026,6 +1065,18 @@ impl Sim {
                 }
                 PoolEvent::Invalid(..) => self.report.invalid_seen += 1,
             }
+        }
+        if let Some(cup) = &out.catch_up {
+            self.state_sync(i, cup);
+        }
+        let interval_starts: Vec<(Height, CryptoHash)> = out
+            .batches
+            .iter()
+            .filter(|b| self.sc.params.is_interval_start(b.height))
+            .map(|b| (b.height, sim_state_hash(&b.block_hash)))
+            .collect();
+        for (h, x) in interval_starts {
+            self.nodes[i].engine.as_mut().unwrap().note_state_hash(h, x);
         }
         for b in &out.batches {
             if honest {

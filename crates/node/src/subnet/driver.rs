@@ -37,6 +37,9 @@ pub enum DriverEvent {
     /// The replica certified a new height (consensus may now validate
     /// proposals that refer to it).
     Certified,
+    /// The replica's state diverged from the subnet's: resume from the next
+    /// catch-up package (with the state it certifies) whatever happens.
+    Diverged,
     /// The replica loaded the state of a catch-up package; these requests
     /// are in its ingress history (they must not be included again).
     CaughtUp(Vec<cairn_consensus::IngressInfo>),
@@ -211,6 +214,7 @@ impl Driver {
                 }
             }
             DriverEvent::Certified => {}
+            DriverEvent::Diverged => self.consensus.resync_at_next_catch_up(),
             DriverEvent::CaughtUp(history) => {
                 for info in history {
                     self.consensus.payload_mut().remember_finalized(info);

@@ -69,6 +69,9 @@ pub struct SubnetSettings {
     /// Test setting: sign certification shares over a wrong state root from
     /// this height on (a Byzantine node, or a node whose state diverged).
     pub wrong_state_hash_from: Option<Height>,
+    /// Test setting: ... and below this height only (a node whose state
+    /// diverged for a while, then is recovered by state sync).
+    pub wrong_state_hash_until: Option<Height>,
 }
 
 impl Default for SubnetSettings {
@@ -79,6 +82,7 @@ impl Default for SubnetSettings {
             status_interval: Duration::from_millis(300),
             purge_margin: 300,
             wrong_state_hash_from: None,
+            wrong_state_hash_until: None,
         }
     }
 }
