@@ -327,8 +327,8 @@ impl ArtifactPool {
                 let cup = ConsensusMessage::CatchUpPackage(*cup);
                 let id = cup.id();
                 self.take_unvalidated(&id);
-                if !self.validated.contains_key(&id) {
-                    self.validated.insert(id, cup.clone());
+                if let std::collections::btree_map::Entry::Vacant(e) = self.validated.entry(id) {
+                    e.insert(cup.clone());
                     events.push(PoolEvent::Validated { id, message: cup.clone(), own: false });
                 }
                 if let ConsensusMessage::CatchUpPackage(c) = &cup {

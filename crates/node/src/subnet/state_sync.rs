@@ -82,7 +82,7 @@ pub fn serve(
     let mut manifests: BTreeMap<Height, ([u8; 32], Vec<u8>, Manifest)> = BTreeMap::new();
     for (peer, message) in requests {
         let StateSyncMessage::Request { height, root, chunk } = message else { continue };
-        if !manifests.get(&height).is_some_and(|(r, _, _)| *r == root) {
+        if manifests.get(&height).is_none_or(|(r, _, _)| *r != root) {
             let loaded = checkpoints.manifest_bytes(height).ok().and_then(|bytes| {
                 let m = Manifest::decode(&bytes).ok()?;
                 Some((root_of_encoded(&bytes), bytes, m))
