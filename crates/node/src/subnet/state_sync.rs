@@ -213,6 +213,8 @@ impl Fetch<'_> {
         let mut in_flight: BTreeMap<u32, (NodeId, Instant)> = BTreeMap::new();
         let mut fetched_bytes = 0u64;
         let mut last_report = Instant::now();
+        let mut last_bar = Instant::now();
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut turn = 0usize;
         while incoming.missing_count() > 0 {
             self.check_shutdown()?;
@@ -292,6 +294,10 @@ impl Fetch<'_> {
             }
             let done = total - incoming.missing_count();
             self.metrics.state_sync_chunks_done.set(done as i64);
+            if terminal && last_bar.elapsed() >= Duration::from_millis(200) {
+                last_bar = Instant::now();
+                progress_bar(done, total, fetched_bytes, started.elapsed().as_secs_f64());
+            }
             if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = Instant::now();
                 let secs = started.elapsed().as_secs_f64();
@@ -303,6 +309,10 @@ impl Fetch<'_> {
                     fetched_bytes as f64 / (1 << 20) as f64 / secs.max(1e-3),
                 );
             }
+        }
+        if terminal {
+            progress_bar(total, total, fetched_bytes, started.elapsed().as_secs_f64());
+            eprintln!();
         }
         let root = incoming.finish(self.checkpoints)?;
         if root != self.root {
@@ -316,6 +326,19 @@ impl Fetch<'_> {
         tracing::info!(height = %self.height, ?stats, "state sync complete");
         Ok(stats)
     }
+}
+
+/// One line, redrawn in place, for a node run in a terminal.
+fn progress_bar(done: usize, total: usize, fetched_bytes: u64, secs: f64) {
+    const WIDTH: usize = 30;
+    let filled = done * WIDTH / total.max(1);
+    let mib = fetched_bytes as f64 / (1 << 20) as f64;
+    eprint!(
+        "\rstate sync [{}{}] {done}/{total} chunks, {mib:.0} MiB at {:.0} MiB/s ",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        mib / secs.max(1e-3)
+    );
 }
 
 /// Peers in a fixed order (the fetch spreads requests over all of them).
