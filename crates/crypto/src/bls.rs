@@ -120,7 +120,7 @@ fn is_infinity_encoding(bytes: &[u8]) -> bool {
     bytes[0] == 0xc0 && bytes[1..].iter().all(|b| *b == 0)
 }
 
-fn random_scalar(rng: &mut impl RngCore) -> Scalar {
+pub(crate) fn random_scalar(rng: &mut impl RngCore) -> Scalar {
     let mut wide = [0u8; 64];
     rng.fill_bytes(&mut wide);
     let s = Scalar::from_bytes_wide(&wide);
@@ -174,6 +174,14 @@ impl SecretKey {
         // Any scalar below the group order is accepted; zero is not (a zero
         // key is worthless anyway and never derived from a seed).
         key.unwrap_or_default()
+    }
+
+    pub(crate) fn scalar(&self) -> &Scalar {
+        &self.0
+    }
+
+    pub(crate) fn from_scalar(s: Scalar) -> SecretKey {
+        SecretKey(s)
     }
 
     /// The matching public key `sk · G2`.
@@ -307,6 +315,14 @@ impl PublicCoefficients {
         // SAFETY: as above.
         unsafe { blst::blst_p2_to_affine(&mut out, &acc) };
         PublicKey(min::PublicKey::from(out))
+    }
+
+    pub(crate) fn from_keys(keys: Vec<PublicKey>) -> PublicCoefficients {
+        PublicCoefficients(keys)
+    }
+
+    pub(crate) fn keys(&self) -> &[PublicKey] {
+        &self.0
     }
 
     /// `threshold × 96` bytes: the compressed coefficients in order.

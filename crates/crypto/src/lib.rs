@@ -14,6 +14,8 @@
 //!   subnet delegations.
 //! * [`bls`]: BLS12-381 min-sig signatures, threshold keys and
 //!   multi-signatures.
+//! * [`dkg`]: threshold keys made and reshared by dealings (verifiable
+//!   secret sharing with encrypted shares and publicly checkable complaints).
 //! * [`node_key`]: Ed25519 node signing keys.
 //! * [`user_sig`]: ingress authentication (all sender key schemes, delegation
 //!   chains, sender info) behind one entry point, [`user_sig::authenticate`].
@@ -26,6 +28,7 @@ pub mod bls;
 pub mod cbor;
 pub mod certificate;
 mod der;
+pub mod dkg;
 pub mod hash_tree;
 pub mod labeled_tree;
 pub mod node_key;
