@@ -308,7 +308,9 @@ impl Driver {
         // newest finalization, not the blocks below): start at what it executed.
         let mut from = status.delivered.increment();
         // Blocks it needs were purged: it resumes from the catch-up package.
-        let purged = self.pool.validated_between(ArtifactKind::BlockProposal, from, from).next().is_none();
+        // (A root's stand-in is no block to send.)
+        let purged =
+            !self.pool.validated_between(ArtifactKind::BlockProposal, from, from).any(|(_, m)| !m.is_root_stand_in());
         if let Some(cup) = self.pool.latest_catch_up().filter(|c| c.content.height() >= from && purged) {
             let _ = self.transport.send(peer, &PeerMessage::Consensus(ConsensusMessage::CatchUpPackage(cup.clone())));
             from = cup.content.height().increment();
