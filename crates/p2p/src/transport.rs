@@ -118,6 +118,9 @@ struct Inner<M> {
     client_config: quinn::ClientConfig,
     members: Arc<Membership>,
     peers: Mutex<BTreeMap<NodeId, Arc<Peer>>>,
+    /// Peers this node dials (those with a larger id), by address; a dialer
+    /// whose entry is gone or changed stops.
+    dialing: Mutex<BTreeMap<NodeId, SocketAddr>>,
     settings: Settings,
     metrics: Metrics,
     tasks: Arc<Mutex<Vec<AbortHandle>>>,
@@ -232,6 +235,7 @@ where
             client_config,
             members,
             peers: Mutex::new(BTreeMap::new()),
+            dialing: Mutex::new(BTreeMap::new()),
             settings: Settings {
                 max_frame_size: config.max_frame_size,
                 link_delay: config.link_delay,
@@ -248,17 +252,19 @@ where
         });
         let guard = Arc::new(Guard { endpoint, tasks });
 
-        for (&id, &addr) in &config.peers {
-            if id == own_id {
-                continue;
-            }
-            let peer = inner.peer_entry(id);
-            if own_id < id {
-                inner.spawn_tracked(dialer(inner.clone(), peer, addr));
-            }
-        }
+        inner.add_peers(&config.peers);
         inner.spawn_tracked(acceptor(inner.clone()));
         Ok((Transport { inner, guard }, receiver))
+    }
+
+    /// Replaces the peers and the member set (a registry change, e.g. a node
+    /// joins or leaves the subnet): new peers get a send queue and, if their
+    /// id is larger, a dialer; peers no longer listed are not dialed any
+    /// more; connections to nodes that are no longer members close.
+    pub fn set_peers(&self, peers: BTreeMap<NodeId, SocketAddr>, members: BTreeSet<NodeId>) {
+        self.set_members(members);
+        self.inner.dialing.lock().retain(|id, addr| peers.get(id) == Some(addr));
+        self.inner.add_peers(&peers);
     }
 
     /// Queues `msg` for `peer`. Returns at once; delivery is best effort
@@ -368,6 +374,23 @@ where
     }
 
     /// The peer slot for `id`, created (with its writer task) if new.
+    /// Send queues for `peers`, and dialers for those with a larger id that
+    /// are not dialed yet at that address.
+    fn add_peers(self: &Arc<Self>, peers: &BTreeMap<NodeId, SocketAddr>)
+    where
+        M: Serialize + DeserializeOwned + Send + 'static,
+    {
+        for (&id, &addr) in peers {
+            if id == self.own_id {
+                continue;
+            }
+            let peer = self.peer_entry(id);
+            if self.own_id < id && self.dialing.lock().insert(id, addr) != Some(addr) {
+                self.spawn_tracked(dialer(self.clone(), peer, addr));
+            }
+        }
+    }
+
     fn peer_entry(self: &Arc<Self>, id: NodeId) -> Arc<Peer> {
         let mut peers = self.peers.lock();
         if let Some(peer) = peers.get(&id) {
@@ -443,6 +466,10 @@ where
     loop {
         if let Some(conn) = peer.live_connection() {
             conn.closed().await;
+        }
+        if inner.dialing.lock().get(&peer.id) != Some(&addr) {
+            tracing::debug!(peer = %peer.id, %addr, "no longer dialing this peer");
+            return;
         }
         match inner.dial(peer.id, addr).await {
             Ok(conn) => {

@@ -324,3 +324,60 @@ async fn oversized_and_malformed_frames_are_rejected() {
     small.shutdown().await;
     odd.shutdown().await;
 }
+
+/// A registry change: a third node joins two running ones (whichever side
+/// dials), exchanges messages, and leaves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_join_and_leave_at_runtime() {
+    let keys = [key(40), key(41), key(42)];
+    let ids: Vec<NodeId> = keys.iter().map(|k| k.node_id()).collect();
+    let all = mesh(&keys);
+    // Nodes 0 and 1 start as a two-node subnet; node 2 already knows all three.
+    let two: BTreeSet<NodeId> = ids[..2].iter().copied().collect();
+    let mut first = all[0].clone();
+    first.peers.remove(&ids[2]);
+    first.members = two.clone();
+    let mut second = all[1].clone();
+    second.peers.remove(&ids[2]);
+    second.members = two;
+    let (t0, mut r0) = start(&first).await;
+    let (t1, mut r1) = start(&second).await;
+    wait_connected(&t0, &ids[1..2]).await;
+    assert!(matches!(t0.send(ids[2], &text("too early")), Err(P2pError::NotAMember(_))));
+
+    // Node 2 joins.
+    let (t2, mut r2) = start(&all[2]).await;
+    let everyone: BTreeSet<NodeId> = ids.iter().copied().collect();
+    t0.set_peers(all[0].peers.clone(), everyone.clone());
+    t1.set_peers(all[1].peers.clone(), everyone.clone());
+    wait_connected(&t2, &ids[..2]).await;
+    wait_connected(&t0, &ids[1..]).await;
+    t0.send(ids[2], &text("welcome")).unwrap();
+    assert_eq!(recv(&mut r2).await, (ids[0], text("welcome")));
+    assert_eq!(t2.broadcast(&text("hi all")).unwrap(), 2);
+    assert_eq!(recv(&mut r0).await, (ids[2], text("hi all")));
+    assert_eq!(recv(&mut r1).await, (ids[2], text("hi all")));
+
+    // Node 2 leaves: its connections close and nobody dials it any more.
+    let without: BTreeMap<NodeId, SocketAddr> =
+        all[0].peers.iter().filter(|(id, _)| **id != ids[2]).map(|(i, a)| (*i, *a)).collect();
+    t0.set_peers(without, ids[..2].iter().copied().collect());
+    let without: BTreeMap<NodeId, SocketAddr> =
+        all[1].peers.iter().filter(|(id, _)| **id != ids[2]).map(|(i, a)| (*i, *a)).collect();
+    t1.set_peers(without, ids[..2].iter().copied().collect());
+    timeout(WAIT, async {
+        while !t2.connected_peers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the removed node is still connected");
+    assert!(matches!(t0.send(ids[2], &text("gone")), Err(P2pError::NotAMember(_))));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(t2.connected_peers().is_empty(), "a removed node got back in");
+    t0.send(ids[1], &text("still here")).unwrap();
+    assert_eq!(recv(&mut r1).await, (ids[0], text("still here")));
+    for t in [t0, t1, t2] {
+        t.shutdown().await;
+    }
+}
