@@ -91,6 +91,13 @@ pub struct NodeRecord {
     /// Proof of possession of that key (defence against rogue-key attacks).
     #[serde(with = "hex_bytes")]
     pub multisig_pop: Vec<u8>,
+    /// The G2 key other nodes encrypt key-generation shares to
+    /// (`cairn_crypto::dkg`), kept apart from the signing keys.
+    #[serde(default, with = "hex_bytes")]
+    pub dkg_encryption_key: Vec<u8>,
+    /// Proof of possession of the encryption key.
+    #[serde(default, with = "hex_bytes")]
+    pub dkg_encryption_pop: Vec<u8>,
 }
 
 /// The registry at one version.
@@ -121,6 +128,9 @@ pub struct NodeSecrets {
     /// The node's share of the low-threshold (beacon) key, same index.
     #[serde(with = "hex_bytes")]
     pub beacon_share: Vec<u8>,
+    /// The secret of the node's key-generation encryption key.
+    #[serde(default, with = "hex_bytes")]
+    pub dkg_encryption_secret: Vec<u8>,
 }
 
 impl NodeSecrets {
@@ -143,6 +153,11 @@ impl NodeSecrets {
     /// The node's beacon key share.
     pub fn beacon_key(&self) -> Result<bls::SecretKey, RegistryError> {
         bls_secret(&self.beacon_share, "beacon share")
+    }
+
+    /// The secret that opens key-generation shares dealt to this node.
+    pub fn dkg_encryption_secret(&self) -> Result<bls::SecretKey, RegistryError> {
+        bls_secret(&self.dkg_encryption_secret, "key-generation encryption key")
     }
 }
 
@@ -212,6 +227,7 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
     let subnet_id = SubnetId(Principal::self_authenticating(&public_key_der));
     let mut keys: Vec<([u8; 32], [u8; 32])> = (0..n).map(|_| (random(), random())).collect();
     keys.sort_by_key(|(signing_seed, _)| NodeSigningKey::from_seed(*signing_seed).node_id());
+    let encryption_seeds: Vec<[u8; 32]> = (0..n).map(|_| random()).collect();
     let mut nodes = BTreeMap::new();
     let mut members = Vec::new();
     let mut secrets = Vec::new();
@@ -220,6 +236,7 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
     {
         let key = NodeSigningKey::from_seed(signing_seed);
         let multisig = bls::SecretKey::from_seed(multisig_seed);
+        let encryption = bls::SecretKey::from_seed(encryption_seeds[i]);
         let node_id = key.node_id();
         let (host, offset) = match config.node_hosts.get(i) {
             Some(host) => (*host, 0),
@@ -232,6 +249,8 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
             p2p_addr: SocketAddr::new(host, config.p2p_port.wrapping_add(offset)),
             multisig_public_key: multisig.public_key().to_bytes().to_vec(),
             multisig_pop: bls::create_pop(&multisig).to_bytes().to_vec(),
+            dkg_encryption_key: encryption.public_key().to_bytes().to_vec(),
+            dkg_encryption_pop: bls::create_pop(&encryption).to_bytes().to_vec(),
         };
         nodes.insert(node_id, record);
         members.push(node_id);
@@ -242,6 +261,7 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
             threshold_index: i,
             multisig_key: multisig.to_bytes().to_vec(),
             beacon_share: beacon_share.to_bytes().to_vec(),
+            dkg_encryption_secret: encryption.to_bytes().to_vec(),
         });
     }
     let mut routing_table = RoutingTable::new();
@@ -400,6 +420,11 @@ mod tests {
             let pk = bls::PublicKey::from_bytes(&record.multisig_public_key).unwrap();
             assert_eq!(pk, s.multisig_secret().unwrap().public_key());
             bls::verify_pop(&pk, &bls::Signature::from_bytes(&record.multisig_pop).unwrap()).unwrap();
+            // A separate key for key-generation shares, with its own PoP.
+            let enc = bls::PublicKey::from_bytes(&record.dkg_encryption_key).unwrap();
+            assert_eq!(enc, s.dkg_encryption_secret().unwrap().public_key());
+            assert_ne!(enc, pk);
+            bls::verify_pop(&enc, &bls::Signature::from_bytes(&record.dkg_encryption_pop).unwrap()).unwrap();
         }
         // Members are sorted by node id (one index for every key).
         assert!(subnet.members.windows(2).all(|w| w[0] < w[1]));
