@@ -703,7 +703,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let mut out = Vec::new();
         let ready: Vec<(Height, CryptoHash)> = self.state_hashes.range(..=v.finalized).map(|(h, x)| (*h, *x)).collect();
         for (h, state_hash) in ready {
-            if pool.latest_catch_up().is_some_and(|c| c.content.height() >= h)
+            if pool.has_catch_up_from(h)
                 || pool.validated_at(ArtifactKind::CatchUpPackageShare, h).any(|m| m.signer() == Some(me))
             {
                 self.state_hashes.remove(&h);
@@ -735,8 +735,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         });
         let threshold = self.membership().catch_up_threshold();
         for (content, shares) in groups {
-            if shares.len() < threshold || pool.latest_catch_up().is_some_and(|c| c.content.height() >= content.height)
-            {
+            if shares.len() < threshold || pool.has_catch_up_from(content.height) {
                 continue;
             }
             let Some(proposal) = pool.proposal(content.height, &content.block) else { continue };

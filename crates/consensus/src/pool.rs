@@ -140,6 +140,11 @@ impl ArtifactPool {
         })
     }
 
+    /// Whether a validated catch-up package at `h` or above exists.
+    pub fn has_catch_up_from(&self, h: Height) -> bool {
+        self.latest_catch_up().is_some_and(|c| c.content.height() >= h)
+    }
+
     /// Makes a catch-up package's block (notarized and finalized) and beacon
     /// part of the validated section, like the genesis artifacts: the chain
     /// continues from them. They are not reported as events (nothing to

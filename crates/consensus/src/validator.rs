@@ -495,8 +495,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     ) -> Result<(), Verdict> {
         let h = c.content.height();
         let key = (ArtifactKind::CatchUpPackage, h, CryptoHash::ZERO);
-        let known = pool.latest_catch_up().is_some_and(|x| x.content.height() >= h);
-        if h <= self.catch_up_height || known || pass.aggregates.contains(&key) {
+        if h <= self.catch_up_height || pool.has_catch_up_from(h) || pass.aggregates.contains(&key) {
             return Err(Verdict::Irrelevant);
         }
         if c.content.beacon.content.height != h || !self.cfg.params.is_interval_start(h) {
@@ -515,13 +514,13 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         pass: &mut Pass<'_>,
     ) -> Result<(), Verdict> {
         let h = s.content.height;
-        if h <= self.catch_up_height || pool.latest_catch_up().is_some_and(|x| x.content.height() >= h) {
+        if h <= self.catch_up_height || pool.has_catch_up_from(h) {
             return Err(Verdict::Irrelevant);
         }
         if !self.membership().contains(&s.signer) {
             return Err(InvalidArtifact::NotEntitled(s.signer).into());
         }
-        let key = (ArtifactKind::CatchUpPackageShare, h, s.signer, content_key(&s.content));
+        let key = (ArtifactKind::CatchUpPackageShare, h, s.signer, CryptoHash::ZERO);
         let known = pool.validated_at(ArtifactKind::CatchUpPackageShare, h).any(|m| m.signer() == Some(s.signer));
         if pass.shares.contains(&key) || known {
             return Err(Verdict::Irrelevant);

@@ -316,14 +316,17 @@ pub fn verify_complaint(ctx: &DealingContext<'_>, dealing: &Dealing, complaint: 
     Ok(recover_share(ctx, dealing, complaint.receiver, &c.ephemeral, &c.masked, &shared).is_none())
 }
 
+fn check_distinct(indices: &[NodeIndex]) -> Result<(), DkgError> {
+    let mut seen = std::collections::BTreeSet::new();
+    match indices.iter().find(|i| !seen.insert(**i)) {
+        Some(i) => Err(DkgError::DuplicateDealer(*i)),
+        None => Ok(()),
+    }
+}
+
 /// Lagrange coefficients at 0 for the given dealer indices (`x = index + 1`).
 fn lagrange_at_zero(indices: &[NodeIndex]) -> Result<Vec<Scalar>, DkgError> {
-    let mut seen = std::collections::BTreeSet::new();
-    for i in indices {
-        if !seen.insert(*i) {
-            return Err(DkgError::DuplicateDealer(*i));
-        }
-    }
+    check_distinct(indices)?;
     let xs: Vec<Scalar> = indices.iter().map(|i| Scalar::from(u64::from(*i) + 1)).collect();
     Ok(xs
         .iter()
@@ -355,7 +358,7 @@ fn weights(dealers: &[NodeIndex], how: Combination) -> Result<Vec<Scalar>, DkgEr
     match how {
         Combination::Fresh if dealers.is_empty() => Err(DkgError::NotEnoughDealings { needed: 1, got: 0 }),
         Combination::Fresh => {
-            lagrange_at_zero(dealers)?; // only for the duplicate check
+            check_distinct(dealers)?;
             Ok(vec![Scalar::one(); dealers.len()])
         }
         Combination::Resharing { current_threshold } if dealers.len() != current_threshold => {

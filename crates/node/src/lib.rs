@@ -340,7 +340,7 @@ fn consensus_setup(
         initial_notary_delay: Duration::from_millis(subnet.consensus.initial_notary_delay_ms),
         purge_margin: config.subnet.purge_margin,
         max_block_payload_bytes: subnet.consensus.max_ingress_bytes_per_block as u64,
-        interval_length: subnet.consensus.dkg_interval_length + 1,
+        interval_length: subnet.consensus.interval_length(),
         ..Default::default()
     };
     let cfg = ConsensusConfig {
@@ -366,9 +366,9 @@ fn start_subnet(
     state_roots: crossbeam_channel::Receiver<(Height, [u8; 32])>,
 ) -> Result<(std::thread::JoinHandle<()>, crossbeam_channel::Sender<DriverEvent>, SubnetParts), NodeError> {
     // Checkpoints are taken where catch-up packages certify them.
-    replica.params.checkpoint_interval = subnet.consensus.dkg_interval_length + 1;
+    replica.params.checkpoint_interval = subnet.consensus.interval_length();
     let metrics = replica.metrics.clone();
-    use cairn_consensus::{ArtifactPool, Consensus, IngressInfo, IngressLimits, IngressPayloadHandler};
+    use cairn_consensus::{ArtifactPool, Consensus, IngressLimits, IngressPayloadHandler};
     use subnet::PeerMessage;
     let node_id = config.secrets.node_id;
     let registry = &config.registry;
@@ -462,14 +462,8 @@ fn start_subnet(
         let mut subnet_replica = subnet_replica;
         match subnet_replica.replica.replay_log() {
             Ok(()) => {
-                let state = &subnet_replica.replica.state;
-                let history: Vec<IngressInfo> = state
-                    .metadata
-                    .ingress_history
-                    .iter()
-                    .map(|(id, status)| IngressInfo { id: *id, expiry: status.expiry_time })
-                    .collect();
-                let _ = recovered_tx.send(Ok((state.metadata.height, history)));
+                let replica = &subnet_replica.replica;
+                let _ = recovered_tx.send(Ok((replica.state.metadata.height, replica.ingress_infos())));
                 subnet_replica.run();
             }
             Err(e) => {

@@ -229,6 +229,13 @@ impl Replica {
         Ok(())
     }
 
+    /// The requests in the tip's ingress history, as consensus needs them
+    /// (so it never includes one of them in a block again).
+    pub(crate) fn ingress_infos(&self) -> Vec<cairn_consensus::IngressInfo> {
+        let history = self.state.metadata.ingress_history.iter();
+        history.map(|(id, status)| cairn_consensus::IngressInfo { id: *id, expiry: status.expiry_time }).collect()
+    }
+
     /// The state tree of the tip (updated incrementally).
     pub(crate) fn tree(&mut self) -> cairn_state_manager::TreeMap {
         self.builder.update(&self.state)
@@ -447,14 +454,7 @@ impl SubnetReplica {
         self.diverged = false;
         replica.metrics.state_diverged.set(0);
         replica.metrics.block_height.set(height.0 as i64);
-        let history = replica
-            .state
-            .metadata
-            .ingress_history
-            .iter()
-            .map(|(id, status)| cairn_consensus::IngressInfo { id: *id, expiry: status.expiry_time })
-            .collect();
-        let _ = self.driver.send(crate::subnet::driver::DriverEvent::CaughtUp(history));
+        let _ = self.driver.send(crate::subnet::driver::DriverEvent::CaughtUp(replica.ingress_infos()));
         tracing::info!(%height, "caught up: the state of the catch-up package is loaded; executing from there");
         Ok(())
     }

@@ -31,6 +31,14 @@ pub struct ConsensusParams {
     pub max_ingress_bytes_per_block: usize,
 }
 
+impl ConsensusParams {
+    /// Heights from one interval start to the next (the summary block
+    /// included): where checkpoints and catch-up packages are made.
+    pub fn interval_length(&self) -> u64 {
+        self.dkg_interval_length + 1
+    }
+}
+
 impl Default for ConsensusParams {
     fn default() -> Self {
         ConsensusParams {

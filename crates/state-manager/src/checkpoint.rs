@@ -138,11 +138,13 @@ fn write_memory(dir: &Path, rel: &str, memory: &PageMap) -> Result<Written, Chec
     let path = dir.join(rel);
     let file = File::create(&path).map_err(io(&path))?;
     let pages_per_chunk = (CHUNK_SIZE / PAGE_SIZE) as u64;
-    let size = memory.stored_pages().last().map_or(0, |(i, _)| (i + 1) * PAGE_SIZE as u64);
     let mut by_chunk: BTreeMap<u64, Vec<(u64, &PageBytes)>> = BTreeMap::new();
     for (index, page) in memory.stored_pages() {
         by_chunk.entry(index / pages_per_chunk).or_default().push((index, page));
     }
+    // Pages come in index order: the last one ends the file.
+    let last_page = by_chunk.values().next_back().and_then(|pages| pages.last()).map(|(i, _)| *i);
+    let size = last_page.map_or(0, |i| (i + 1) * PAGE_SIZE as u64);
     let mut buf = vec![0u8; CHUNK_SIZE];
     let mut hashes = Vec::new();
     let n_chunks = size.div_ceil(CHUNK_SIZE as u64);

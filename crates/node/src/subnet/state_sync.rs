@@ -281,11 +281,10 @@ impl Fetch<'_> {
                 Ok((from, StateSyncMessage::Unavailable { height, root }))
                     if height == self.height && root == self.root =>
                 {
-                    if let Some(p) = peers.get_mut(&from) {
-                        p.paused_until = Some(Instant::now() + UNAVAILABLE_BACKOFF);
-                    }
+                    // Everything asked of it is asked again elsewhere.
                     in_flight.retain(|_, (p, _)| *p != from);
                     if let Some(p) = peers.get_mut(&from) {
+                        p.paused_until = Some(Instant::now() + UNAVAILABLE_BACKOFF);
                         p.in_flight = 0;
                     }
                 }
