@@ -32,7 +32,8 @@
 //! depends on the notary rule, only on the finalization rule.
 
 use crate::committee::{Membership, RoundCommittee};
-use crate::crypto::{ConsensusCrypto, ThresholdKey};
+use crate::crypto::{ConsensusCrypto, KeyId, ThresholdKey};
+use crate::dkg::{DkgPayload, DkgSummary, IntervalContents, SignedComplaint, SignedDealing};
 use crate::hash::CryptoHash;
 use crate::params::ConsensusParams;
 use crate::payload::{PastBlock, PayloadContext, PayloadHandler};
@@ -146,6 +147,28 @@ pub struct Consensus<C, P> {
     /// Resume from the next catch-up package even if its blocks are here
     /// (this node's state diverged; the package's state replaces it).
     resync: bool,
+    /// Key generation: finalized summaries, what was dealt and checked.
+    pub(crate) dkg: DkgState,
+}
+
+/// What consensus remembers of key generation (all rebuildable from the
+/// pool: summaries from finalized summary blocks, the rest from artifacts).
+#[derive(Debug, Default)]
+pub(crate) struct DkgState {
+    /// Finalized summaries by interval start (the latest few).
+    pub(crate) summaries: BTreeMap<Height, Arc<DkgSummary>>,
+    /// The highest interval whose summary's keys were loaded.
+    keys_through: Option<Height>,
+    /// Summaries computed for blocks on a parent (by parent hash), so a
+    /// summary is built once however many proposals repeat it.
+    by_parent: BTreeMap<CryptoHash, Arc<DkgSummary>>,
+    /// (interval, kind) this node dealt.
+    dealt: BTreeSet<(Height, ThresholdKey)>,
+    /// (interval, kind, dealer) of chain dealings whose share this node
+    /// checked.
+    checked: BTreeSet<(Height, ThresholdKey, NodeId)>,
+    /// Finalized heights whose dealings were checked.
+    scanned_through: Height,
 }
 
 impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
@@ -170,6 +193,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             state_hashes: BTreeMap::new(),
             adopted: None,
             resync: false,
+            dkg: DkgState::default(),
         }
     }
 
@@ -186,6 +210,12 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if height > self.catch_up_height {
             self.state_hashes.insert(height, hash);
         }
+    }
+
+    /// The latest finalized key-generation summary (keys of its interval
+    /// and the next).
+    pub fn latest_summary(&self) -> Option<&DkgSummary> {
+        self.dkg.summaries.last_key_value().map(|(_, s)| &**s)
     }
 
     /// Height of the catch-up package the chain currently starts from.
@@ -235,6 +265,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         for _ in 0..MAX_PASSES {
             let mut changed = false;
             self.note_round_start(pool, &view, now);
+            self.sync_keys(pool, &view);
             for c in Self::COMPONENTS {
                 let changes = c(self, pool, &view, now, local);
                 if !changes.is_empty() {
@@ -244,6 +275,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                     }
                     view = View::of(pool);
                     self.note_round_start(pool, &view, now);
+                    self.sync_keys(pool, &view);
                 }
             }
             let batches = self.deliver(pool);
@@ -259,7 +291,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     }
 
     /// The sub-components in priority order.
-    const COMPONENTS: [SubComponent<C, P>; 14] = [
+    const COMPONENTS: [SubComponent<C, P>; 15] = [
         Self::validate,
         Self::catch_up,
         Self::aggregate_catch_up,
@@ -273,6 +305,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         Self::make_beacon_share,
         Self::make_block,
         Self::make_tape_shares,
+        Self::make_dkg_artifacts,
         Self::purge,
     ];
 
@@ -283,6 +316,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     pub fn on_state_change(&mut self, pool: &ArtifactPool, now: Time, local: &LocalState) -> Vec<ChangeAction> {
         let view = View::of(pool);
         self.note_round_start(pool, &view, now);
+        self.sync_keys(pool, &view);
         for c in Self::COMPONENTS {
             let changes = c(self, pool, &view, now, local);
             if !changes.is_empty() {
@@ -397,7 +431,12 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if shares.len() < threshold {
             return Vec::new();
         }
-        match self.crypto.combine_threshold(ThresholdKey::Low, threshold, &content.signing_bytes(), &shares) {
+        match self.crypto.combine_threshold(
+            self.key(ThresholdKey::Low, h),
+            threshold,
+            &content.signing_bytes(),
+            &shares,
+        ) {
             Ok(signature) => {
                 vec![ChangeAction::AddToValidated(ConsensusMessage::RandomBeacon(ThresholdSignature {
                     content,
@@ -423,9 +462,12 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             }
             let content = RandomTapeContent { height: h };
             let refs = sorted_shares(shares.into_iter());
-            if let Ok(signature) =
-                self.crypto.combine_threshold(ThresholdKey::Low, threshold, &content.signing_bytes(), &refs)
-            {
+            if let Ok(signature) = self.crypto.combine_threshold(
+                self.key(ThresholdKey::Low, h),
+                threshold,
+                &content.signing_bytes(),
+                &refs,
+            ) {
                 out.push(ChangeAction::AddToValidated(ConsensusMessage::RandomTape(ThresholdSignature {
                     content,
                     signature,
@@ -567,7 +609,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
         let Some(parent) = self.beacon_hash(pool, v.beacon) else { return Vec::new() };
         let content = RandomBeaconContent { height: h, parent };
-        match self.crypto.sign_threshold_share(ThresholdKey::Low, &content.signing_bytes()) {
+        match self.crypto.sign_threshold_share(self.key(ThresholdKey::Low, h), &content.signing_bytes()) {
             Ok(signature) => vec![ChangeAction::AddToValidated(ConsensusMessage::RandomBeaconShare(Share {
                 content,
                 signer: me,
@@ -592,7 +634,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         while h <= hi {
             if pool.tape(h).is_none() && !pool.tape_shares_at(h).any(|s| s.signer == me) {
                 let content = RandomTapeContent { height: h };
-                match self.crypto.sign_threshold_share(ThresholdKey::Low, &content.signing_bytes()) {
+                match self.crypto.sign_threshold_share(self.key(ThresholdKey::Low, h), &content.signing_bytes()) {
                     Ok(signature) => out.push(ChangeAction::AddToValidated(ConsensusMessage::RandomTapeShare(Share {
                         content,
                         signer: me,
@@ -631,7 +673,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Vec::new();
         }
         let Some(parent) = Self::best_notarized_block(pool, v.notarized) else { return Vec::new() };
-        let block = self.build_block(pool, parent, rank, now, local);
+        let Some(block) = self.build_block(pool, parent, rank, now, local) else { return Vec::new() };
         let proposal = BlockProposal::sign(block, &self.crypto);
         vec![ChangeAction::AddToValidated(ConsensusMessage::BlockProposal(proposal))]
     }
@@ -645,7 +687,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         rank: Rank,
         now: Time,
         local: &LocalState,
-    ) -> Block {
+    ) -> Option<Block> {
         let pc = parent.block().context;
         let h = parent.height().increment();
         let context = BlockContext {
@@ -655,8 +697,13 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         };
         // Only undelivered ancestors: the handler heard of the rest.
         let past = Self::ancestors(pool, parent.height(), parent.hash(), self.next_batch_height);
+        let dkg = if self.cfg.params.is_interval_start(h) {
+            DkgPayload::Summary(Box::new((*self.summary_on(pool, parent)?).clone()))
+        } else {
+            self.dkg_data_on(pool, parent)?
+        };
         let payload = self.payload.build(&PayloadContext { height: h, context: &context, past: &past });
-        Block { parent: parent.hash(), height: h, rank, context, payload }
+        Some(Block { parent: parent.hash(), height: h, rank, context, payload, dkg })
     }
 
     // -----------------------------------------------------------------------
@@ -675,10 +722,13 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Vec::new();
         }
         let next = self.next_batch_height;
+        // Below a package, peers may purge anything, random tapes included:
+        // blocks without their tapes can't be delivered.
         let reachable = !self.resync
             && (h < next || {
                 let need = (h.0 - next.0 + 1) as usize;
                 Self::ancestors(pool, h, cup.content.block.hash(), next).len() >= need
+                    && (next.0..h.0).all(|g| pool.tape(Height(g)).is_some())
             });
         self.catch_up_height = h;
         self.state_hashes = self.state_hashes.split_off(&h.increment());
@@ -712,7 +762,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             let Some(block) = self.finalized_chain(pool, v.finalized, h).get(&h).copied() else { continue };
             let Some(beacon) = self.beacon_hash(pool, h) else { continue };
             let content = CatchUpShareContent { height: h, block, beacon, state_hash };
-            match self.crypto.sign_threshold_share(ThresholdKey::High, &content.signing_bytes()) {
+            match self.crypto.sign_threshold_share(self.key(ThresholdKey::High, h), &content.signing_bytes()) {
                 Ok(signature) => out.push(ChangeAction::AddToValidated(ConsensusMessage::CatchUpPackageShare(Share {
                     content,
                     signer: me,
@@ -741,9 +791,12 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             let Some(proposal) = pool.proposal(content.height, &content.block) else { continue };
             let Some(beacon) = pool.beacon(content.height).filter(|b| b.hash() == content.beacon) else { continue };
             let refs = sorted_shares(shares.into_iter());
-            let Ok(signature) =
-                self.crypto.combine_threshold(ThresholdKey::High, threshold, &content.signing_bytes(), &refs)
-            else {
+            let Ok(signature) = self.crypto.combine_threshold(
+                self.key(ThresholdKey::High, content.height),
+                threshold,
+                &content.signing_bytes(),
+                &refs,
+            ) else {
                 continue;
             };
             let full = CatchUpContent {
@@ -757,6 +810,228 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             }))];
         }
         Vec::new()
+    }
+
+    // -----------------------------------------------------------------------
+    // Key generation
+    // -----------------------------------------------------------------------
+
+    /// The key that signs `kind` at height `h`: the one of its interval.
+    pub(crate) fn key(&self, kind: ThresholdKey, h: Height) -> KeyId {
+        crate::dkg::key_at(kind, h, self.interval_length())
+    }
+
+    fn interval_length(&self) -> u64 {
+        self.cfg.params.interval_length.max(1)
+    }
+
+    /// Loads the keys of every newly finalized summary block (and of the
+    /// chain's root: genesis or a catch-up package): its current keys, and
+    /// its next ones, which sign the following interval. Keys no height
+    /// still needs are dropped.
+    fn sync_keys(&mut self, pool: &ArtifactPool, v: &View) {
+        let l = self.interval_length();
+        let top = crate::dkg::interval_start(v.finalized, l);
+        if self.dkg.keys_through.is_some_and(|k| k >= top) {
+            return;
+        }
+        let Some(root) = pool
+            .validated_between(ArtifactKind::BlockProposal, Height(0), Height(u64::MAX))
+            .next()
+            .map(|(id, _)| id.height)
+        else {
+            return;
+        };
+        let mut s = self.dkg.keys_through.map_or(root, |k| Height(k.0 + l).max(root));
+        while s <= top {
+            let Some(summary) = Self::finalized_block(pool, s, v.finalized).and_then(|b| b.dkg.summary()) else {
+                break;
+            };
+            let summary = Arc::new(summary.clone());
+            let next = Height(s.0 + l);
+            for (interval, pair) in [(s, &summary.current), (next, &summary.next)] {
+                for kind in [ThresholdKey::Low, ThresholdKey::High] {
+                    // A key this node cannot open (a dealing gave it a bad
+                    // share) is still loaded for verifying; signing fails.
+                    let _ = self.crypto.load_transcript(KeyId { kind, interval }, pair.get(kind));
+                }
+            }
+            self.dkg.summaries.insert(s, summary);
+            self.dkg.keys_through = Some(s);
+            s = next;
+        }
+        if let Some(k) = self.dkg.keys_through {
+            let delivering = crate::dkg::interval_start(self.next_batch_height, l);
+            let keep = Height(k.0.min(delivering.0).saturating_sub(l));
+            self.dkg.summaries = self.dkg.summaries.split_off(&keep);
+            self.crypto.retain_keys_from(keep);
+            self.dkg.dealt = self.dkg.dealt.split_off(&(keep, ThresholdKey::Low));
+            self.dkg.checked = self.dkg.checked.split_off(&(keep, ThresholdKey::Low, NodeId::default()));
+        }
+    }
+
+    /// The finalized block at `h`: the one a finalization at `h` (or the
+    /// lowest one above, up to `top`, whose chain the pool has) names. Does
+    /// not need the pool to hold the whole finalized chain (a node catching
+    /// up has finalizations far above the blocks it has).
+    fn finalized_block(pool: &ArtifactPool, h: Height, top: Height) -> Option<&Block> {
+        let mut g = h;
+        while g <= top {
+            for fin in pool.finalizations_at(g) {
+                let past = Self::ancestors(pool, g, fin.content.block, h);
+                if past.len() as u64 == g.0 - h.0 + 1 {
+                    return past.last().map(|p| p.block);
+                }
+            }
+            g = g.increment();
+        }
+        None
+    }
+
+    /// The summary block of interval `s` on the chain ending in `parent`
+    /// and the blocks after it, if the pool has the whole stretch.
+    pub(crate) fn interval_on<'a>(
+        pool: &'a ArtifactPool,
+        parent: &BlockProposal,
+        s: Height,
+    ) -> Option<(&'a DkgSummary, Vec<&'a Block>)> {
+        let past = Self::ancestors(pool, parent.height(), parent.hash(), s);
+        if past.len() as u64 != parent.height().0.checked_sub(s.0)? + 1 {
+            return None;
+        }
+        let (first, rest) = past.split_last()?;
+        Some((first.block.dkg.summary()?, rest.iter().map(|p| p.block).collect()))
+    }
+
+    /// The summary a block on `parent` (the last block of an interval)
+    /// must carry: computed from the chain, once per parent.
+    pub(crate) fn summary_on(&mut self, pool: &ArtifactPool, parent: &BlockProposal) -> Option<Arc<DkgSummary>> {
+        if let Some(x) = self.dkg.by_parent.get(&parent.hash()) {
+            return Some(x.clone());
+        }
+        let h = parent.height().increment();
+        let previous = Height(h.0.checked_sub(self.interval_length())?);
+        let (summary, blocks) = Self::interval_on(pool, parent, previous)?;
+        let contents = IntervalContents::collect(blocks);
+        let receivers = self.cfg.membership.nodes().to_vec();
+        let next = Arc::new(crate::dkg::next_summary(&self.crypto, summary, &contents, h, receivers));
+        if self.dkg.by_parent.len() >= 8 {
+            self.dkg.by_parent.clear();
+        }
+        self.dkg.by_parent.insert(parent.hash(), next.clone());
+        Some(next)
+    }
+
+    /// The dealings and complaints a block on `parent` carries: validated
+    /// ones the chain does not have yet (dealings only until the deadline).
+    fn dkg_data_on(&self, pool: &ArtifactPool, parent: &BlockProposal) -> Option<DkgPayload> {
+        let l = self.interval_length();
+        let h = parent.height().increment();
+        let s = crate::dkg::interval_start(h, l);
+        let (summary, blocks) = Self::interval_on(pool, parent, s)?;
+        let contents = IntervalContents::collect(blocks);
+        let mut dealings: Vec<SignedDealing> = Vec::new();
+        if h <= crate::dkg::dealing_deadline(s, l) {
+            let mut seen = BTreeSet::new();
+            for m in pool.validated_at(ArtifactKind::Dealing, s) {
+                if let ConsensusMessage::Dealing(d) = m {
+                    let kind = d.content.kind;
+                    if d.content.interval == s
+                        && summary.config(kind).dealer_index(&d.signer).is_some()
+                        && contents.dealing(kind, &d.signer).is_none()
+                        && seen.insert((kind, d.signer))
+                    {
+                        dealings.push(d.clone());
+                    }
+                }
+            }
+        }
+        let mut complaints: Vec<SignedComplaint> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for m in pool.validated_at(ArtifactKind::Complaint, s) {
+            if let ConsensusMessage::Complaint(c) = m {
+                let (kind, dealer) = (c.content.kind, c.content.dealer);
+                let in_chain = contents.dealing(kind, &dealer).is_some_and(|(_, hash)| hash == c.content.dealing_hash);
+                if in_chain
+                    && !contents.complaints.contains(&(kind, dealer, c.signer))
+                    && seen.insert((kind, dealer, c.signer))
+                {
+                    complaints.push(c.clone());
+                }
+            }
+        }
+        Some(DkgPayload::Data { dealings, complaints })
+    }
+
+    /// This node's dealings for the current interval (once, before the
+    /// deadline), and complaints against finalized dealings that gave it a
+    /// wrong share.
+    fn make_dkg_artifacts(&mut self, pool: &ArtifactPool, v: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
+        let Some((&s, summary)) = self.dkg.summaries.last_key_value() else { return Vec::new() };
+        let summary = summary.clone();
+        let l = self.interval_length();
+        let me = self.me();
+        let mut out = Vec::new();
+        if v.notarized.increment() <= crate::dkg::dealing_deadline(s, l) {
+            for kind in [ThresholdKey::Low, ThresholdKey::High] {
+                let config = summary.config(kind);
+                if config.dealer_index(&me).is_none() || !self.dkg.dealt.insert((s, kind)) {
+                    continue;
+                }
+                let mine = pool
+                    .validated_at(ArtifactKind::Dealing, s)
+                    .any(|m| matches!(m, ConsensusMessage::Dealing(d) if d.signer == me && d.content.kind == kind));
+                if mine {
+                    continue;
+                }
+                if let Ok(dealing) = self.crypto.create_dealing(&config) {
+                    let content = crate::dkg::DealingContent { interval: s, kind, dealing };
+                    let signature = self.crypto.sign_basic(&content.signing_bytes(&me));
+                    out.push(ChangeAction::AddToValidated(ConsensusMessage::Dealing(Share {
+                        content,
+                        signer: me,
+                        signature,
+                    })));
+                }
+            }
+        }
+        let from = self.dkg.scanned_through.max(s).increment();
+        if !summary.receivers.contains(&me) || v.finalized < from {
+            return out;
+        }
+        let chain = self.finalized_chain(pool, v.finalized, from);
+        if chain.contains_key(&from) {
+            self.dkg.scanned_through = v.finalized;
+        }
+        for (h, hash) in chain {
+            let Some(p) = pool.proposal(h, &hash) else { continue };
+            let DkgPayload::Data { dealings, .. } = &p.block().dkg else { continue };
+            for d in dealings {
+                let kind = d.content.kind;
+                if !self.dkg.checked.insert((s, kind, d.signer)) {
+                    continue;
+                }
+                let Some(complaint) =
+                    self.crypto.complaint_against(&summary.config(kind), &d.signer, &d.content.dealing)
+                else {
+                    continue;
+                };
+                let content = crate::dkg::ComplaintContent {
+                    interval: s,
+                    kind,
+                    dealer: d.signer,
+                    dealing_hash: d.content.hash(&d.signer),
+                    complaint,
+                };
+                let signature = self.crypto.sign_basic(&content.signing_bytes(&me));
+                out.push(ChangeAction::AddToValidated(ConsensusMessage::Complaint(Share {
+                    content,
+                    signer: me,
+                    signature,
+                })));
+            }
+        }
+        out
     }
 
     // -----------------------------------------------------------------------

@@ -13,6 +13,7 @@
 //! Byzantine tests stay meaningful).
 
 use crate::committee::Membership;
+use crate::dkg::{DealingConfig, DkgCrypto, DkgCryptoError, KeyTranscript};
 use cairn_crypto::bls;
 use cairn_crypto::node_key::{NodeSigningKey, verify_ed25519};
 use cairn_types::NodeId;
@@ -46,10 +47,14 @@ pub enum CryptoError {
     /// A signer appears twice among the shares.
     #[error("share from {0} given twice")]
     DuplicateShare(NodeId),
+    /// The key of that interval is not known here yet (its summary block
+    /// is not finalized): try again later.
+    #[error("key {0:?} is not loaded")]
+    KeyNotLoaded(KeyId),
 }
 
 /// Which of the subnet's two threshold keys signs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ThresholdKey {
     /// The low-threshold key (f + 1 of n): random beacon and random tape.
     Low,
@@ -58,9 +63,21 @@ pub enum ThresholdKey {
     High,
 }
 
+/// One interval's instance of a threshold key: keys are made anew every
+/// interval (see [`crate::dkg`]), so a signature names the interval whose
+/// key signs. The high key's group key is the same in every interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId {
+    /// Low or high.
+    pub kind: ThresholdKey,
+    /// Start of the interval in which the key signs.
+    pub interval: cairn_types::Height,
+}
+
 /// Signing and verification for consensus artifacts. All messages passed in
-/// are already domain-separated canonical bytes.
-pub trait ConsensusCrypto {
+/// are already domain-separated canonical bytes. Key generation is part of
+/// it ([`DkgCrypto`]).
+pub trait ConsensusCrypto: DkgCrypto {
     /// The node these secret keys belong to.
     fn node_id(&self) -> NodeId;
 
@@ -79,25 +96,19 @@ pub trait ConsensusCrypto {
     fn verify_multi(&self, signers: &[NodeId], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError>;
 
     /// Signs a threshold share; fails if this node holds no share.
-    fn sign_threshold_share(&self, key: ThresholdKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError>;
     /// Verifies `signer`'s threshold share.
-    fn verify_threshold_share(
-        &self,
-        key: ThresholdKey,
-        signer: &NodeId,
-        msg: &[u8],
-        sig: &[u8],
-    ) -> Result<(), CryptoError>;
+    fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError>;
     /// Combines `threshold` verified shares into the unique group signature.
     fn combine_threshold(
         &self,
-        key: ThresholdKey,
+        key: KeyId,
         threshold: usize,
         msg: &[u8],
         shares: &[(NodeId, &[u8])],
     ) -> Result<Vec<u8>, CryptoError>;
     /// Verifies a combined threshold signature under the group key.
-    fn verify_threshold(&self, key: ThresholdKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError>;
+    fn verify_threshold(&self, key: KeyId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError>;
 }
 
 impl<T: ConsensusCrypto + ?Sized> ConsensusCrypto for Box<T> {
@@ -122,29 +133,66 @@ impl<T: ConsensusCrypto + ?Sized> ConsensusCrypto for Box<T> {
     fn verify_multi(&self, signers: &[NodeId], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         (**self).verify_multi(signers, msg, sig)
     }
-    fn sign_threshold_share(&self, key: ThresholdKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         (**self).sign_threshold_share(key, msg)
     }
-    fn verify_threshold_share(
-        &self,
-        key: ThresholdKey,
-        signer: &NodeId,
-        msg: &[u8],
-        sig: &[u8],
-    ) -> Result<(), CryptoError> {
+    fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         (**self).verify_threshold_share(key, signer, msg, sig)
     }
     fn combine_threshold(
         &self,
-        key: ThresholdKey,
+        key: KeyId,
         threshold: usize,
         msg: &[u8],
         shares: &[(NodeId, &[u8])],
     ) -> Result<Vec<u8>, CryptoError> {
         (**self).combine_threshold(key, threshold, msg, shares)
     }
-    fn verify_threshold(&self, key: ThresholdKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+    fn verify_threshold(&self, key: KeyId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         (**self).verify_threshold(key, msg, sig)
+    }
+}
+
+impl<T: DkgCrypto + ?Sized> DkgCrypto for Box<T> {
+    fn create_dealing(&self, config: &DealingConfig<'_>) -> Result<Vec<u8>, DkgCryptoError> {
+        (**self).create_dealing(config)
+    }
+    fn verify_dealing(
+        &self,
+        config: &DealingConfig<'_>,
+        dealer: &NodeId,
+        dealing: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        (**self).verify_dealing(config, dealer, dealing)
+    }
+    fn complaint_against(&self, config: &DealingConfig<'_>, dealer: &NodeId, dealing: &[u8]) -> Option<Vec<u8>> {
+        (**self).complaint_against(config, dealer, dealing)
+    }
+    fn verify_complaint(
+        &self,
+        config: &DealingConfig<'_>,
+        dealer: &NodeId,
+        dealing: &[u8],
+        complainer: &NodeId,
+        complaint: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        (**self).verify_complaint(config, dealer, dealing, complainer, complaint)
+    }
+    fn create_transcript(
+        &self,
+        config: &DealingConfig<'_>,
+        dealings: &[(NodeId, &[u8])],
+    ) -> Result<Vec<u8>, DkgCryptoError> {
+        (**self).create_transcript(config, dealings)
+    }
+    fn load_transcript(&self, id: KeyId, transcript: &KeyTranscript) -> Result<(), DkgCryptoError> {
+        (**self).load_transcript(id, transcript)
+    }
+    fn has_key(&self, id: KeyId) -> bool {
+        (**self).has_key(id)
+    }
+    fn retain_keys_from(&self, interval: cairn_types::Height) {
+        (**self).retain_keys_from(interval)
     }
 }
 
@@ -164,32 +212,69 @@ fn check_distinct(shares: &[(NodeId, &[u8])]) -> Result<(), CryptoError> {
 
 /// Deterministic hash-based "signatures" for simulations.
 ///
-/// A signature is `SHA-256(scheme · signer · msg)`; an aggregate is a hash of
-/// the message and the sorted signers; a threshold signature is a hash of
-/// the message alone (unique, like the real one). Anyone could forge these,
-/// so they only model honest-but-faulty and Byzantine nodes that produce
-/// *wrong* signatures (which are detected exactly like real ones), not key
-/// theft. Aggregation and combination verify their inputs, as a real
-/// aggregate of bad shares would fail verification.
+/// A signature is `SHA-256(scheme · key · signer · msg)`; an aggregate is a
+/// hash of the message and the sorted signers; a threshold signature is a
+/// hash of the key and the message alone (unique, like the real one). Anyone
+/// could forge these, so they only model honest-but-faulty and Byzantine
+/// nodes that produce *wrong* signatures (which are detected exactly like
+/// real ones), not key theft. Aggregation and combination verify their
+/// inputs, as a real aggregate of bad shares would fail verification.
+///
+/// Key generation is modelled too: a dealing is a commitment and one share
+/// tag per receiver, a receiver whose tag is wrong complains with its index,
+/// a fresh low key's public key hashes its dealers, and a reshared high key
+/// keeps the public key of the key it reshares. A node holds a share of a
+/// key only if it is a receiver and every dealing gave it a correct tag.
 #[derive(Clone, Debug)]
 pub struct FakeCrypto {
     me: NodeId,
     members: Arc<Membership>,
+    keys: Arc<std::sync::RwLock<BTreeMap<KeyId, FakeKey>>>,
 }
+
+#[derive(Clone, Debug)]
+struct FakeKey {
+    public: Vec<u8>,
+    receivers: Vec<NodeId>,
+    mine: bool,
+}
+
+const FAKE_SUBNET_KEY: &[u8] = b"fake-subnet-key";
 
 impl FakeCrypto {
     /// Fake keys for `me` in a subnet of `members`.
     pub fn new(me: NodeId, members: Arc<Membership>) -> FakeCrypto {
-        FakeCrypto { me, members }
+        FakeCrypto { me, members, keys: Default::default() }
     }
 
-    fn sig(scheme: u8, signer: &NodeId, msg: &[u8]) -> Vec<u8> {
+    /// The genesis key transcripts of a subnet using fake crypto.
+    pub fn genesis_summary(members: &Membership) -> crate::dkg::DkgSummary {
+        let transcript = |kind, threshold: usize, public: &[u8]| KeyTranscript {
+            kind,
+            dealt_in: cairn_types::Height(0),
+            receivers: members.nodes().to_vec(),
+            threshold: threshold as u32,
+            public_key: public.to_vec(),
+            dealings: Vec::new(),
+            reshared_threshold: None,
+        };
+        crate::dkg::DkgSummary::genesis(
+            transcript(ThresholdKey::Low, members.beacon_threshold(), b"fake-genesis-low"),
+            transcript(ThresholdKey::High, members.catch_up_threshold(), FAKE_SUBNET_KEY),
+        )
+    }
+
+    fn hash(parts: &[&[u8]]) -> Vec<u8> {
         let mut h = sha2::Sha256::new();
-        h.update([scheme]);
-        h.update([signer.as_slice().len() as u8]);
-        h.update(signer.as_slice());
-        h.update(msg);
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
         h.finalize().to_vec()
+    }
+
+    fn sig(scheme: u8, key: &[u8], signer: &NodeId, msg: &[u8]) -> Vec<u8> {
+        Self::hash(&[&[scheme], key, signer.as_slice(), msg])
     }
 
     fn check(&self, scheme: u8, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
@@ -199,7 +284,7 @@ impl FakeCrypto {
         if sig.len() != 32 {
             return Err(CryptoError::Malformed(format!("fake signature of {} bytes", sig.len())));
         }
-        if Self::sig(scheme, signer, msg) == sig { Ok(()) } else { Err(CryptoError::VerificationFailed) }
+        if Self::sig(scheme, b"", signer, msg) == sig { Ok(()) } else { Err(CryptoError::VerificationFailed) }
     }
 
     fn multi(signers: &[NodeId], msg: &[u8]) -> Vec<u8> {
@@ -213,38 +298,53 @@ impl FakeCrypto {
         h.finalize().to_vec()
     }
 
-    fn threshold(key: ThresholdKey, msg: &[u8]) -> Vec<u8> {
-        let mut h = sha2::Sha256::new();
-        h.update(if key == ThresholdKey::Low { &b"threshold-low"[..] } else { &b"threshold-high"[..] });
-        h.update(msg);
-        h.finalize().to_vec()
+    fn key(&self, id: KeyId) -> Result<FakeKey, CryptoError> {
+        self.keys.read().expect("fake key lock").get(&id).cloned().ok_or(CryptoError::KeyNotLoaded(id))
+    }
+
+    /// The group key: the high key's never changes; the low key's is the
+    /// interval's transcript.
+    fn group(&self, id: KeyId) -> Result<Vec<u8>, CryptoError> {
+        match id.kind {
+            ThresholdKey::High => Ok(FAKE_SUBNET_KEY.to_vec()),
+            ThresholdKey::Low => Ok(self.key(id)?.public),
+        }
+    }
+
+    fn threshold(group: &[u8], msg: &[u8]) -> Vec<u8> {
+        Self::hash(&[b"threshold", group, msg])
+    }
+
+    fn share_tag(tag: &[u8], dealer: &NodeId, receiver: usize) -> Vec<u8> {
+        Self::hash(&[b"fake-share", tag, dealer.as_slice(), &(receiver as u64).to_be_bytes()])
+    }
+
+    fn commitment(tag: &[u8], dealer: &NodeId) -> Vec<u8> {
+        Self::hash(&[b"fake-dealing", tag, dealer.as_slice()])
+    }
+
+    /// The receiver's 32-byte tag in a dealing.
+    fn tag_of(dealing: &[u8], receiver: usize) -> Option<&[u8]> {
+        dealing.get(32 * (receiver + 1)..32 * (receiver + 2))
     }
 }
 
 const BASIC: u8 = 1;
 const MULTI: u8 = 2;
-const THRESHOLD_LOW: u8 = 3;
-const THRESHOLD_HIGH: u8 = 4;
-
-fn fake_scheme(key: ThresholdKey) -> u8 {
-    match key {
-        ThresholdKey::Low => THRESHOLD_LOW,
-        ThresholdKey::High => THRESHOLD_HIGH,
-    }
-}
+const THRESHOLD_SHARE: u8 = 3;
 
 impl ConsensusCrypto for FakeCrypto {
     fn node_id(&self) -> NodeId {
         self.me
     }
     fn sign_basic(&self, msg: &[u8]) -> Vec<u8> {
-        Self::sig(BASIC, &self.me, msg)
+        Self::sig(BASIC, b"", &self.me, msg)
     }
     fn verify_basic(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.check(BASIC, signer, msg, sig)
     }
     fn sign_multi_share(&self, msg: &[u8]) -> Vec<u8> {
-        Self::sig(MULTI, &self.me, msg)
+        Self::sig(MULTI, b"", &self.me, msg)
     }
     fn verify_multi_share(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.check(MULTI, signer, msg, sig)
@@ -264,24 +364,27 @@ impl ConsensusCrypto for FakeCrypto {
         }
         if Self::multi(signers, msg) == sig { Ok(()) } else { Err(CryptoError::VerificationFailed) }
     }
-    fn sign_threshold_share(&self, key: ThresholdKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if !self.members.contains(&self.me) {
+    fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let k = self.key(key)?;
+        if !k.mine {
             return Err(CryptoError::NoSecretKey);
         }
-        Ok(Self::sig(fake_scheme(key), &self.me, msg))
+        Ok(Self::sig(THRESHOLD_SHARE, &k.public, &self.me, msg))
     }
-    fn verify_threshold_share(
-        &self,
-        key: ThresholdKey,
-        signer: &NodeId,
-        msg: &[u8],
-        sig: &[u8],
-    ) -> Result<(), CryptoError> {
-        self.check(fake_scheme(key), signer, msg, sig)
+    fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        let k = self.key(key)?;
+        if !k.receivers.contains(signer) {
+            return Err(CryptoError::UnknownSigner(*signer));
+        }
+        if sig.len() != 32 {
+            return Err(CryptoError::Malformed(format!("fake signature of {} bytes", sig.len())));
+        }
+        let ok = Self::sig(THRESHOLD_SHARE, &k.public, signer, msg) == sig;
+        if ok { Ok(()) } else { Err(CryptoError::VerificationFailed) }
     }
     fn combine_threshold(
         &self,
-        key: ThresholdKey,
+        key: KeyId,
         threshold: usize,
         msg: &[u8],
         shares: &[(NodeId, &[u8])],
@@ -293,10 +396,99 @@ impl ConsensusCrypto for FakeCrypto {
         for (n, s) in &shares[..threshold] {
             self.verify_threshold_share(key, n, msg, s)?;
         }
-        Ok(Self::threshold(key, msg))
+        Ok(Self::threshold(&self.group(key)?, msg))
     }
-    fn verify_threshold(&self, key: ThresholdKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        if Self::threshold(key, msg) == sig { Ok(()) } else { Err(CryptoError::VerificationFailed) }
+    fn verify_threshold(&self, key: KeyId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        if Self::threshold(&self.group(key)?, msg) == sig { Ok(()) } else { Err(CryptoError::VerificationFailed) }
+    }
+}
+
+impl DkgCrypto for FakeCrypto {
+    fn create_dealing(&self, config: &DealingConfig<'_>) -> Result<Vec<u8>, DkgCryptoError> {
+        if config.dealer_index(&self.me).is_none() {
+            return Err(DkgCryptoError::MissingKey("not a dealer".into()));
+        }
+        let tag = config.tag();
+        let mut out = Self::commitment(&tag, &self.me);
+        for j in 0..config.receivers.len() {
+            out.extend(Self::share_tag(&tag, &self.me, j));
+        }
+        Ok(out)
+    }
+    fn verify_dealing(
+        &self,
+        config: &DealingConfig<'_>,
+        dealer: &NodeId,
+        dealing: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        if dealing.len() != 32 * (config.receivers.len() + 1) {
+            return Err(DkgCryptoError::Invalid("wrong length".into()));
+        }
+        if dealing[..32] != Self::commitment(&config.tag(), dealer)[..] {
+            return Err(DkgCryptoError::Invalid("wrong commitment".into()));
+        }
+        Ok(())
+    }
+    fn complaint_against(&self, config: &DealingConfig<'_>, dealer: &NodeId, dealing: &[u8]) -> Option<Vec<u8>> {
+        let j = config.receiver_index(&self.me)? as usize;
+        let ok = Self::tag_of(dealing, j) == Some(&Self::share_tag(&config.tag(), dealer, j)[..]);
+        (!ok).then(|| (j as u32).to_be_bytes().to_vec())
+    }
+    fn verify_complaint(
+        &self,
+        config: &DealingConfig<'_>,
+        dealer: &NodeId,
+        dealing: &[u8],
+        complainer: &NodeId,
+        complaint: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        let j = config.receiver_index(complainer).ok_or(DkgCryptoError::UnknownReceiver(*complainer))?;
+        if complaint != j.to_be_bytes() {
+            return Err(DkgCryptoError::Invalid("the complaint names another receiver".into()));
+        }
+        let j = j as usize;
+        if Self::tag_of(dealing, j) == Some(&Self::share_tag(&config.tag(), dealer, j)[..]) {
+            return Err(DkgCryptoError::Invalid("the complained-about share is correct".into()));
+        }
+        Ok(())
+    }
+    fn create_transcript(
+        &self,
+        config: &DealingConfig<'_>,
+        dealings: &[(NodeId, &[u8])],
+    ) -> Result<Vec<u8>, DkgCryptoError> {
+        if dealings.len() != config.dealings_needed() {
+            return Err(DkgCryptoError::Invalid("wrong number of dealings".into()));
+        }
+        match config.resharing {
+            Some(current) => Ok(current.public_key.clone()),
+            None => {
+                let tag = config.tag();
+                let mut parts: Vec<&[u8]> = vec![b"fake-low", &tag];
+                for (dealer, _) in dealings {
+                    parts.push(dealer.as_slice());
+                }
+                Ok(Self::hash(&parts))
+            }
+        }
+    }
+    fn load_transcript(&self, id: KeyId, transcript: &KeyTranscript) -> Result<(), DkgCryptoError> {
+        let tag = crate::dkg::dealing_tag(transcript.dealt_in, transcript.kind);
+        let mine = transcript.receivers.binary_search(&self.me).is_ok_and(|j| {
+            transcript
+                .dealings
+                .iter()
+                .all(|d| Self::tag_of(&d.dealing, j) == Some(&Self::share_tag(&tag, &d.dealer, j)[..]))
+        });
+        let key = FakeKey { public: transcript.public_key.clone(), receivers: transcript.receivers.clone(), mine };
+        self.keys.write().expect("fake key lock").insert(id, key);
+        Ok(())
+    }
+    fn has_key(&self, id: KeyId) -> bool {
+        self.keys.read().expect("fake key lock").contains_key(&id)
+    }
+    fn retain_keys_from(&self, interval: cairn_types::Height) {
+        self.keys.write().expect("fake key lock").retain(|id, _| id.interval >= interval);
     }
 }
 
@@ -316,7 +508,7 @@ pub enum KeySetupError {
     /// A member lacks a key.
     #[error("node {0} has no {1} key")]
     MissingKey(NodeId, &'static str),
-    /// A multi-signature key's proof of possession failed (rogue-key defence).
+    /// A key's proof of possession failed (rogue-key defence).
     #[error("proof of possession of node {0}'s BLS key does not verify")]
     BadProofOfPossession(NodeId),
     /// The threshold key does not match the membership.
@@ -329,44 +521,18 @@ pub enum KeySetupError {
     },
 }
 
-/// The public keys of a subnet, as the registry would publish them: node
-/// signing keys, multi-signature keys (PoP-checked) and the low-threshold
-/// key's public coefficients. Public shares are precomputed because share
-/// verification is on the hot path.
+/// The public keys of a subnet, as the registry publishes them: node
+/// signing keys, multi-signature keys and key-generation encryption keys
+/// (both PoP-checked), and the genesis threshold keys (a trusted dealer's;
+/// later intervals' keys come from the chain).
 #[derive(Clone, Debug)]
 pub struct SubnetPublicKeys {
     membership: Membership,
     signing_keys: BTreeMap<NodeId, [u8; 32]>,
     multisig_keys: BTreeMap<NodeId, bls::PublicKey>,
-    low: ThresholdPublicKey,
-    high: ThresholdPublicKey,
-}
-
-/// A threshold key's group key and each member's public share.
-#[derive(Clone, Debug)]
-struct ThresholdPublicKey {
-    group: bls::PublicKey,
-    shares: BTreeMap<NodeId, bls::PublicKey>,
-}
-
-impl ThresholdPublicKey {
-    /// Share `i` belongs to the `i`-th node in sorted order.
-    fn new(
-        membership: &Membership,
-        coefficients: &bls::PublicCoefficients,
-        expected: usize,
-    ) -> Result<Self, KeySetupError> {
-        if coefficients.threshold() != expected {
-            return Err(KeySetupError::WrongThreshold { expected, actual: coefficients.threshold() });
-        }
-        let shares = membership
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(i, node)| (*node, coefficients.public_share(i as bls::NodeIndex)))
-            .collect();
-        Ok(ThresholdPublicKey { group: coefficients.group_public_key(), shares })
-    }
+    encryption_keys: BTreeMap<NodeId, bls::PublicKey>,
+    low: bls::PublicCoefficients,
+    high: bls::PublicCoefficients,
 }
 
 impl SubnetPublicKeys {
@@ -377,28 +543,39 @@ impl SubnetPublicKeys {
         membership: Membership,
         signing_keys: BTreeMap<NodeId, [u8; 32]>,
         multisig_keys: BTreeMap<NodeId, (bls::PublicKey, bls::Signature)>,
+        encryption_keys: BTreeMap<NodeId, (bls::PublicKey, bls::Signature)>,
         low_threshold_key: &bls::PublicCoefficients,
         high_threshold_key: &bls::PublicCoefficients,
     ) -> Result<SubnetPublicKeys, KeySetupError> {
-        let low = ThresholdPublicKey::new(&membership, low_threshold_key, membership.beacon_threshold())?;
-        let high = ThresholdPublicKey::new(&membership, high_threshold_key, membership.catch_up_threshold())?;
-        let mut multi = BTreeMap::new();
-        for node in membership.nodes() {
-            if !signing_keys.contains_key(node) {
-                return Err(KeySetupError::MissingKey(*node, "signing"));
+        for (key, expected) in
+            [(low_threshold_key, membership.beacon_threshold()), (high_threshold_key, membership.catch_up_threshold())]
+        {
+            if key.threshold() != expected {
+                return Err(KeySetupError::WrongThreshold { expected, actual: key.threshold() });
             }
-            let (pk, pop) = multisig_keys.get(node).ok_or(KeySetupError::MissingKey(*node, "multi-signature"))?;
-            bls::verify_pop(pk, pop).map_err(|_| KeySetupError::BadProofOfPossession(*node))?;
-            multi.insert(*node, *pk);
         }
-        Ok(SubnetPublicKeys { membership, signing_keys, multisig_keys: multi, low, high })
-    }
-
-    fn key(&self, key: ThresholdKey) -> &ThresholdPublicKey {
-        match key {
-            ThresholdKey::Low => &self.low,
-            ThresholdKey::High => &self.high,
+        let checked = |keys: &BTreeMap<NodeId, (bls::PublicKey, bls::Signature)>, what: &'static str| {
+            let mut out = BTreeMap::new();
+            for node in membership.nodes() {
+                let (pk, pop) = keys.get(node).ok_or(KeySetupError::MissingKey(*node, what))?;
+                bls::verify_pop(pk, pop).map_err(|_| KeySetupError::BadProofOfPossession(*node))?;
+                out.insert(*node, *pk);
+            }
+            Ok::<_, KeySetupError>(out)
+        };
+        let multisig_keys = checked(&multisig_keys, "multi-signature")?;
+        let encryption_keys = checked(&encryption_keys, "key-generation encryption")?;
+        if let Some(node) = membership.nodes().iter().find(|n| !signing_keys.contains_key(n)) {
+            return Err(KeySetupError::MissingKey(*node, "signing"));
         }
+        Ok(SubnetPublicKeys {
+            membership,
+            signing_keys,
+            multisig_keys,
+            encryption_keys,
+            low: low_threshold_key.clone(),
+            high: high_threshold_key.clone(),
+        })
     }
 
     /// The members these keys are for.
@@ -406,10 +583,28 @@ impl SubnetPublicKeys {
         &self.membership
     }
 
-    /// The group key of a threshold key (low: beacons and tapes; high:
-    /// certifications and catch-up packages, the subnet's public key).
-    pub fn threshold_group_key(&self, key: ThresholdKey) -> bls::PublicKey {
-        self.key(key).group
+    /// The subnet's public key (the high-threshold group key; resharing
+    /// keeps it in every interval).
+    pub fn subnet_public_key(&self) -> bls::PublicKey {
+        self.high.group_public_key()
+    }
+
+    /// The genesis summary: the trusted dealer's keys for the first two
+    /// intervals.
+    pub fn genesis_summary(&self) -> crate::dkg::DkgSummary {
+        let transcript = |kind, key: &bls::PublicCoefficients| KeyTranscript {
+            kind,
+            dealt_in: cairn_types::Height(0),
+            receivers: self.membership.nodes().to_vec(),
+            threshold: key.threshold() as u32,
+            public_key: key.to_bytes(),
+            dealings: Vec::new(),
+            reshared_threshold: None,
+        };
+        crate::dkg::DkgSummary::genesis(
+            transcript(ThresholdKey::Low, &self.low),
+            transcript(ThresholdKey::High, &self.high),
+        )
     }
 }
 
@@ -420,9 +615,12 @@ pub struct NodeSecretKeys {
     pub signing: NodeSigningKey,
     /// BLS multi-signature key (notarization, finalization).
     pub multisig: bls::SecretKey,
-    /// Share of the low-threshold key (beacon, tape), if a member.
+    /// Decrypts this node's shares in dealings.
+    pub encryption: bls::SecretKey,
+    /// Share of the genesis low-threshold key (beacon, tape), if a member.
     pub threshold_share: Option<bls::SecretKey>,
-    /// Share of the high-threshold key (certification, catch-up packages).
+    /// Share of the genesis high-threshold key (certification, catch-up
+    /// packages), if a member.
     pub high_threshold_share: Option<bls::SecretKey>,
 }
 
@@ -456,39 +654,183 @@ pub fn generate_subnet_keys(seed: [u8; 32], n: usize) -> Result<SubnetKeys, KeyS
         bls::generate_threshold_keys(derive(b"high-threshold", 0), membership.catch_up_threshold(), n)?;
     let mut signing_keys = BTreeMap::new();
     let mut multisig_keys = BTreeMap::new();
+    let mut encryption_keys = BTreeMap::new();
     let mut secrets = Vec::with_capacity(n);
     for (i, ((key, share), high)) in signing.into_iter().zip(shares).zip(high_shares).enumerate() {
         let multisig = bls::SecretKey::from_seed(derive(b"multisig", i));
+        let encryption = bls::SecretKey::from_seed(derive(b"encryption", i));
         signing_keys.insert(key.node_id(), key.public_key_bytes());
         multisig_keys.insert(key.node_id(), (multisig.public_key(), bls::create_pop(&multisig)));
+        encryption_keys.insert(key.node_id(), (encryption.public_key(), bls::create_pop(&encryption)));
         secrets.push(NodeSecretKeys {
             signing: key,
             multisig,
+            encryption,
             threshold_share: Some(share),
             high_threshold_share: Some(high),
         });
     }
-    let public = SubnetPublicKeys::new(membership, signing_keys, multisig_keys, &coefficients, &high_coefficients)?;
+    let public = SubnetPublicKeys::new(
+        membership,
+        signing_keys,
+        multisig_keys,
+        encryption_keys,
+        &coefficients,
+        &high_coefficients,
+    )?;
     Ok(SubnetKeys { public: Arc::new(public), secrets })
 }
 
+/// One interval's threshold key as a node holds it.
+#[derive(Debug)]
+pub struct LoadedKey {
+    /// Shares needed.
+    pub threshold: usize,
+    /// The group key.
+    pub group: bls::PublicKey,
+    /// Share holders in share-index order.
+    pub receivers: Vec<NodeId>,
+    /// Each holder's public share.
+    pub public_shares: BTreeMap<NodeId, bls::PublicKey>,
+    /// This node's share, if it holds one.
+    pub share: Option<bls::SecretKey>,
+    coefficients: bls::PublicCoefficients,
+}
+
+/// The threshold keys of recent intervals, shared between consensus (which
+/// loads them from summary blocks) and certification (which signs state
+/// with the high key of each height's interval).
+#[derive(Debug)]
+pub struct ThresholdKeyStore {
+    subnet_key: bls::PublicKey,
+    keys: std::sync::RwLock<BTreeMap<KeyId, Arc<LoadedKey>>>,
+}
+
+impl ThresholdKeyStore {
+    /// The key of `id`, if loaded.
+    pub fn get(&self, id: KeyId) -> Option<Arc<LoadedKey>> {
+        self.keys.read().expect("key store lock").get(&id).cloned()
+    }
+
+    /// The subnet's public key (constant across intervals).
+    pub fn subnet_key(&self) -> bls::PublicKey {
+        self.subnet_key
+    }
+}
+
 /// Consensus crypto with real keys: Ed25519 proposals, BLS multi-signatures,
-/// threshold BLS beacons and tapes (all via `cairn_crypto`).
+/// threshold BLS beacons and tapes, and key generation with
+/// `cairn_crypto::dkg` (all via `cairn_crypto`).
 #[derive(Clone, Debug)]
 pub struct BlsCrypto {
     me: NodeId,
     secrets: NodeSecretKeys,
     public: Arc<SubnetPublicKeys>,
+    keys: Arc<ThresholdKeyStore>,
 }
 
 impl BlsCrypto {
     /// Crypto for the node owning `secrets`.
     pub fn new(secrets: NodeSecretKeys, public: Arc<SubnetPublicKeys>) -> BlsCrypto {
-        BlsCrypto { me: secrets.signing.node_id(), secrets, public }
+        let keys = Arc::new(ThresholdKeyStore { subnet_key: public.subnet_public_key(), keys: Default::default() });
+        BlsCrypto { me: secrets.signing.node_id(), secrets, public, keys }
+    }
+
+    /// The interval keys this node loaded (for certification).
+    pub fn key_store(&self) -> Arc<ThresholdKeyStore> {
+        self.keys.clone()
     }
 
     fn bls_sig(sig: &[u8]) -> Result<bls::Signature, CryptoError> {
         bls::Signature::from_bytes(sig).map_err(|e| CryptoError::Malformed(e.to_string()))
+    }
+
+    fn key(&self, id: KeyId) -> Result<Arc<LoadedKey>, CryptoError> {
+        self.keys.get(id).ok_or(CryptoError::KeyNotLoaded(id))
+    }
+
+    fn encryption_keys(&self, receivers: &[NodeId]) -> Result<Vec<bls::PublicKey>, DkgCryptoError> {
+        receivers
+            .iter()
+            .map(|r| self.public.encryption_keys.get(r).copied().ok_or(DkgCryptoError::UnknownReceiver(*r)))
+            .collect()
+    }
+
+    /// Randomness for this node's dealings and proofs: derived from its
+    /// secret keys (unknown to anyone else) and what it is for, so it needs
+    /// no random source and a restarted node deals the same again.
+    fn secret_seed(&self, purpose: &[u8], tag: &[u8], other: &NodeId) -> [u8; 32] {
+        let mut h = sha2::Sha256::new();
+        h.update(b"cairn-dkg-seed");
+        h.update(self.secrets.encryption.to_bytes());
+        h.update(self.secrets.multisig.to_bytes());
+        for part in [purpose, tag, other.as_slice()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.finalize().into()
+    }
+
+    fn coefficients(&self, transcript: &KeyTranscript) -> Result<bls::PublicCoefficients, DkgCryptoError> {
+        bls::PublicCoefficients::from_bytes(&transcript.public_key)
+            .map_err(|e| DkgCryptoError::Invalid(format!("transcript key: {e}")))
+    }
+
+    fn parse_dealing(dealing: &[u8]) -> Result<cairn_crypto::dkg::Dealing, DkgCryptoError> {
+        cairn_crypto::dkg::Dealing::from_bytes(dealing).map_err(|e| DkgCryptoError::Invalid(e.to_string()))
+    }
+
+    /// This node's share of `transcript`, opened from its dealings (or the
+    /// genesis secrets); `None` if it is no receiver or a dealing gave it a
+    /// wrong share.
+    fn open_share(
+        &self,
+        transcript: &KeyTranscript,
+        coefficients: &bls::PublicCoefficients,
+    ) -> Result<Option<bls::SecretKey>, DkgCryptoError> {
+        let Ok(me) = transcript.receivers.binary_search(&self.me) else { return Ok(None) };
+        let share = if transcript.dealings.is_empty() {
+            let genesis = match transcript.kind {
+                ThresholdKey::Low => &self.secrets.threshold_share,
+                ThresholdKey::High => &self.secrets.high_threshold_share,
+            };
+            genesis.clone()
+        } else {
+            let tag = crate::dkg::dealing_tag(transcript.dealt_in, transcript.kind);
+            let receivers = self.encryption_keys(&transcript.receivers)?;
+            let mut shares = Vec::with_capacity(transcript.dealings.len());
+            for d in &transcript.dealings {
+                let ctx = cairn_crypto::dkg::DealingContext {
+                    tag: &tag,
+                    dealer: d.dealer_index,
+                    receivers: &receivers,
+                    threshold: transcript.threshold as usize,
+                };
+                let dealing = Self::parse_dealing(&d.dealing)?;
+                let seed = self.secret_seed(b"open", &tag, &d.dealer);
+                match cairn_crypto::dkg::open_share(&ctx, &dealing, me as u32, &self.secrets.encryption, seed) {
+                    Ok(s) => shares.push((d.dealer_index, s)),
+                    Err(_) => return Ok(None),
+                }
+            }
+            let how = match transcript.reshared_threshold {
+                Some(t) => cairn_crypto::dkg::Combination::Resharing { current_threshold: t as usize },
+                None => cairn_crypto::dkg::Combination::Fresh,
+            };
+            cairn_crypto::dkg::combine_shares(&shares, how).ok()
+        };
+        // A share that does not match the public key is no share.
+        Ok(share.filter(|s| s.public_key() == coefficients.public_share(me as bls::NodeIndex)))
+    }
+
+    fn dealing_context<'a>(
+        config: &DealingConfig<'_>,
+        dealer: &NodeId,
+        tag: &'a [u8],
+        receivers: &'a [bls::PublicKey],
+    ) -> Result<cairn_crypto::dkg::DealingContext<'a>, DkgCryptoError> {
+        let dealer = config.dealer_index(dealer).ok_or(DkgCryptoError::Invalid(format!("{dealer} is no dealer")))?;
+        Ok(cairn_crypto::dkg::DealingContext { tag, dealer, receivers, threshold: config.threshold })
     }
 }
 
@@ -534,29 +876,21 @@ impl ConsensusCrypto for BlsCrypto {
         bls_result(bls::verify_multi(&keys, msg, &Self::bls_sig(sig)?))
     }
 
-    fn sign_threshold_share(&self, key: ThresholdKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let share = match key {
-            ThresholdKey::Low => self.secrets.threshold_share.as_ref(),
-            ThresholdKey::High => self.secrets.high_threshold_share.as_ref(),
-        };
-        let share = share.ok_or(CryptoError::NoSecretKey)?;
+    fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let key = self.key(key)?;
+        let share = key.share.as_ref().ok_or(CryptoError::NoSecretKey)?;
         Ok(bls::sign_share(share, msg).to_bytes().to_vec())
     }
 
-    fn verify_threshold_share(
-        &self,
-        key: ThresholdKey,
-        signer: &NodeId,
-        msg: &[u8],
-        sig: &[u8],
-    ) -> Result<(), CryptoError> {
-        let key = self.public.key(key).shares.get(signer).ok_or(CryptoError::UnknownSigner(*signer))?;
-        bls_result(key.verify(msg, &Self::bls_sig(sig)?))
+    fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        let key = self.key(key)?;
+        let public = key.public_shares.get(signer).ok_or(CryptoError::UnknownSigner(*signer))?;
+        bls_result(public.verify(msg, &Self::bls_sig(sig)?))
     }
 
     fn combine_threshold(
         &self,
-        _key: ThresholdKey,
+        key: KeyId,
         threshold: usize,
         _msg: &[u8],
         shares: &[(NodeId, &[u8])],
@@ -565,10 +899,11 @@ impl ConsensusCrypto for BlsCrypto {
         if shares.len() < threshold {
             return Err(CryptoError::NotEnoughShares { needed: threshold, got: shares.len() });
         }
+        let key = self.key(key)?;
         let indexed = shares
             .iter()
             .map(|(n, s)| {
-                let i = self.public.membership.index_of(n).ok_or(CryptoError::UnknownSigner(*n))?;
+                let i = key.receivers.binary_search(n).map_err(|_| CryptoError::UnknownSigner(*n))?;
                 Ok((i as bls::NodeIndex, Self::bls_sig(s)?))
             })
             .collect::<Result<Vec<_>, CryptoError>>()?;
@@ -576,14 +911,164 @@ impl ConsensusCrypto for BlsCrypto {
         Ok(sig.to_bytes().to_vec())
     }
 
-    fn verify_threshold(&self, key: ThresholdKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        bls_result(self.public.key(key).group.verify(msg, &Self::bls_sig(sig)?))
+    fn verify_threshold(&self, key: KeyId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        let group = match key.kind {
+            ThresholdKey::High => self.keys.subnet_key,
+            ThresholdKey::Low => self.key(key)?.group,
+        };
+        bls_result(group.verify(msg, &Self::bls_sig(sig)?))
+    }
+}
+
+impl DkgCrypto for BlsCrypto {
+    fn create_dealing(&self, config: &DealingConfig<'_>) -> Result<Vec<u8>, DkgCryptoError> {
+        let tag = config.tag();
+        let receivers = self.encryption_keys(config.receivers)?;
+        let ctx = Self::dealing_context(config, &self.me, &tag, &receivers)?;
+        let secret = match config.resharing {
+            Some(_) => {
+                let current = self
+                    .keys
+                    .get(KeyId { kind: config.kind, interval: config.interval })
+                    .and_then(|k| k.share.clone())
+                    .ok_or(DkgCryptoError::MissingKey("no share of the key to reshare".into()))?;
+                Some(current)
+            }
+            None => None,
+        };
+        let seed = self.secret_seed(b"deal", &tag, &self.me);
+        let dealing =
+            cairn_crypto::dkg::deal(&ctx, secret.as_ref(), seed).map_err(|e| DkgCryptoError::Invalid(e.to_string()))?;
+        Ok(dealing.to_bytes())
+    }
+
+    fn verify_dealing(
+        &self,
+        config: &DealingConfig<'_>,
+        dealer: &NodeId,
+        dealing: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        let tag = config.tag();
+        let receivers = self.encryption_keys(config.receivers)?;
+        let ctx = Self::dealing_context(config, dealer, &tag, &receivers)?;
+        let current = match config.resharing {
+            Some(t) => match self.keys.get(KeyId { kind: config.kind, interval: config.interval }) {
+                Some(k) if k.receivers == t.receivers => Some(k.coefficients.clone()),
+                _ => Some(self.coefficients(t)?),
+            },
+            None => None,
+        };
+        cairn_crypto::dkg::verify_dealing(&ctx, &Self::parse_dealing(dealing)?, current.as_ref())
+            .map_err(|e| DkgCryptoError::Invalid(e.to_string()))
+    }
+
+    fn complaint_against(&self, config: &DealingConfig<'_>, dealer: &NodeId, dealing: &[u8]) -> Option<Vec<u8>> {
+        let me = config.receiver_index(&self.me)?;
+        let tag = config.tag();
+        let receivers = self.encryption_keys(config.receivers).ok()?;
+        let ctx = Self::dealing_context(config, dealer, &tag, &receivers).ok()?;
+        let dealing = Self::parse_dealing(dealing).ok()?;
+        let seed = self.secret_seed(b"complain", &tag, dealer);
+        match cairn_crypto::dkg::open_share(&ctx, &dealing, me, &self.secrets.encryption, seed) {
+            Ok(_) => None,
+            Err(complaint) => Some(complaint.to_bytes()),
+        }
+    }
+
+    fn verify_complaint(
+        &self,
+        config: &DealingConfig<'_>,
+        dealer: &NodeId,
+        dealing: &[u8],
+        complainer: &NodeId,
+        complaint: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        let tag = config.tag();
+        let receivers = self.encryption_keys(config.receivers)?;
+        let ctx = Self::dealing_context(config, dealer, &tag, &receivers)?;
+        let complaint =
+            cairn_crypto::dkg::Complaint::from_bytes(complaint).map_err(|e| DkgCryptoError::Invalid(e.to_string()))?;
+        if Some(complaint.receiver) != config.receiver_index(complainer) {
+            return Err(DkgCryptoError::Invalid("the complaint names another receiver".into()));
+        }
+        match cairn_crypto::dkg::verify_complaint(&ctx, &Self::parse_dealing(dealing)?, &complaint) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DkgCryptoError::Invalid("the complained-about share is correct".into())),
+            Err(e) => Err(DkgCryptoError::Invalid(e.to_string())),
+        }
+    }
+
+    fn create_transcript(
+        &self,
+        config: &DealingConfig<'_>,
+        dealings: &[(NodeId, &[u8])],
+    ) -> Result<Vec<u8>, DkgCryptoError> {
+        let parsed = dealings
+            .iter()
+            .map(|(dealer, d)| {
+                let i = config.dealer_index(dealer).ok_or(DkgCryptoError::Invalid(format!("{dealer} is no dealer")))?;
+                Ok((i, Self::parse_dealing(d)?))
+            })
+            .collect::<Result<Vec<_>, DkgCryptoError>>()?;
+        let refs: Vec<(bls::NodeIndex, &cairn_crypto::dkg::Dealing)> = parsed.iter().map(|(i, d)| (*i, d)).collect();
+        let how = match config.resharing {
+            Some(t) => cairn_crypto::dkg::Combination::Resharing { current_threshold: t.threshold as usize },
+            None => cairn_crypto::dkg::Combination::Fresh,
+        };
+        let coefficients =
+            cairn_crypto::dkg::combine_commitments(&refs, how).map_err(|e| DkgCryptoError::Invalid(e.to_string()))?;
+        Ok(coefficients.to_bytes())
+    }
+
+    fn load_transcript(&self, id: KeyId, transcript: &KeyTranscript) -> Result<(), DkgCryptoError> {
+        if self.keys.get(id).is_some() {
+            return Ok(());
+        }
+        let coefficients = self.coefficients(transcript)?;
+        let share = self.open_share(transcript, &coefficients)?;
+        let public_shares = transcript
+            .receivers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, coefficients.public_share(i as bls::NodeIndex)))
+            .collect();
+        let key = LoadedKey {
+            threshold: transcript.threshold as usize,
+            group: coefficients.group_public_key(),
+            receivers: transcript.receivers.clone(),
+            public_shares,
+            share,
+            coefficients,
+        };
+        self.keys.keys.write().expect("key store lock").insert(id, Arc::new(key));
+        Ok(())
+    }
+
+    fn has_key(&self, id: KeyId) -> bool {
+        self.keys.get(id).is_some()
+    }
+
+    fn retain_keys_from(&self, interval: cairn_types::Height) {
+        self.keys.keys.write().expect("key store lock").retain(|id, _| id.interval >= interval);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dkg::DkgSummary;
+    use cairn_types::Height;
+
+    const LOW: KeyId = KeyId { kind: ThresholdKey::Low, interval: Height(0) };
+    const HIGH: KeyId = KeyId { kind: ThresholdKey::High, interval: Height(0) };
+
+    fn load(all: &[Box<dyn ConsensusCrypto>], summary: &DkgSummary, interval: Height) {
+        for c in all {
+            for kind in [ThresholdKey::Low, ThresholdKey::High] {
+                c.load_transcript(KeyId { kind, interval }, summary.current.get(kind)).unwrap();
+            }
+        }
+    }
 
     fn check_scheme(all: &[Box<dyn ConsensusCrypto>], threshold: usize) {
         let msg = b"message";
@@ -608,8 +1093,7 @@ mod tests {
         assert!(b.verify_multi(&signers[1..], msg, &agg).is_err(), "signer set must match");
         assert!(b.verify_multi(&signers, b"other", &agg).is_err());
         // Threshold: any `threshold` shares give the same signature.
-        for (key, threshold) in [(ThresholdKey::Low, threshold), (ThresholdKey::High, all.len() - (all.len() - 1) / 3)]
-        {
+        for (key, threshold) in [(LOW, threshold), (HIGH, all.len() - (all.len() - 1) / 3)] {
             let tshares: Vec<(NodeId, Vec<u8>)> =
                 all.iter().map(|c| (c.node_id(), c.sign_threshold_share(key, msg).unwrap())).collect();
             for (n, s) in &tshares {
@@ -622,13 +1106,129 @@ mod tests {
             assert_eq!(s1, s2, "threshold signatures are unique");
             assert_eq!(b.verify_threshold(key, msg, &s1), Ok(()));
             assert!(b.verify_threshold(key, b"other", &s1).is_err());
-            let other_key = if key == ThresholdKey::Low { ThresholdKey::High } else { ThresholdKey::Low };
+            let other_key = if key == LOW { HIGH } else { LOW };
             assert!(b.verify_threshold(other_key, msg, &s1).is_err(), "the two keys are independent");
             assert!(matches!(
                 a.combine_threshold(key, threshold, msg, &refs[..threshold - 1]),
                 Err(CryptoError::NotEnoughShares { .. })
             ));
         }
+        // Keys of an interval not loaded can't sign or verify yet.
+        let later = KeyId { kind: ThresholdKey::Low, interval: Height(100) };
+        assert_eq!(a.sign_threshold_share(later, msg), Err(CryptoError::KeyNotLoaded(later)));
+    }
+
+    /// One interval of key generation among `all`: every node deals both
+    /// keys, one dealer (if `cheat`) gives the last receiver a wrong share,
+    /// the receiver's complaint convicts it, and the transcripts made from
+    /// the others' dealings load; returns the next summary.
+    fn run_interval(all: &[Box<dyn ConsensusCrypto>], summary: &DkgSummary, cheat: Option<usize>) -> DkgSummary {
+        let mut next = summary.clone();
+        next.height = Height(summary.height.0 + 10);
+        next.current = summary.next.clone();
+        for kind in [ThresholdKey::Low, ThresholdKey::High] {
+            let config = summary.config(kind);
+            let mut dealings = Vec::new();
+            for (i, c) in all.iter().enumerate() {
+                let mut d = c.create_dealing(&config).unwrap();
+                if cheat == Some(i) {
+                    *d.last_mut().unwrap() ^= 1;
+                }
+                for v in all {
+                    v.verify_dealing(&config, &c.node_id(), &d).unwrap();
+                }
+                dealings.push((c.node_id(), d));
+            }
+            let last = all.last().unwrap();
+            let mut excluded = Vec::new();
+            for (dealer, d) in &dealings {
+                if let Some(complaint) = last.complaint_against(&config, dealer, d) {
+                    all[0].verify_complaint(&config, dealer, d, &last.node_id(), &complaint).unwrap();
+                    // Someone else can't reuse the complaint.
+                    assert!(all[0].verify_complaint(&config, dealer, d, &all[0].node_id(), &complaint).is_err());
+                    excluded.push(*dealer);
+                }
+            }
+            assert_eq!(excluded.len(), usize::from(cheat.is_some()), "exactly the cheater is convicted");
+            for (dealer, d) in &dealings {
+                if !excluded.contains(dealer) {
+                    assert!(all[1].complaint_against(&config, dealer, d).is_none());
+                }
+            }
+            let chosen: Vec<(NodeId, &[u8])> = dealings
+                .iter()
+                .filter(|(n, _)| !excluded.contains(n))
+                .take(config.dealings_needed())
+                .map(|(n, d)| (*n, d.as_slice()))
+                .collect();
+            let public_key = all[0].create_transcript(&config, &chosen).unwrap();
+            assert_eq!(all[1].create_transcript(&config, &chosen).unwrap(), public_key, "deterministic");
+            let transcript = KeyTranscript {
+                kind,
+                dealt_in: summary.height,
+                receivers: config.receivers.to_vec(),
+                threshold: config.threshold as u32,
+                public_key,
+                dealings: chosen
+                    .iter()
+                    .map(|(n, d)| crate::dkg::IncludedDealing {
+                        dealer: *n,
+                        dealer_index: config.dealer_index(n).unwrap(),
+                        dealing: d.to_vec(),
+                    })
+                    .collect(),
+                reshared_threshold: config.resharing.map(|t| t.threshold),
+            };
+            match kind {
+                ThresholdKey::Low => next.next.low = transcript,
+                ThresholdKey::High => next.next.high = transcript,
+            }
+        }
+        next
+    }
+
+    fn check_key_generation(all: &[Box<dyn ConsensusCrypto>], genesis: DkgSummary) {
+        load(all, &genesis, Height(0));
+        let msg = b"certified state";
+        let sign = |key: KeyId| {
+            let shares: Vec<(NodeId, Vec<u8>)> =
+                all.iter().map(|c| (c.node_id(), c.sign_threshold_share(key, msg).unwrap())).collect();
+            let refs: Vec<(NodeId, &[u8])> = shares.iter().map(|(n, s)| (*n, s.as_slice())).collect();
+            let threshold = all[0].has_key(key).then(|| if key.kind == ThresholdKey::Low { 2 } else { 3 }).unwrap();
+            all[0].combine_threshold(key, threshold, msg, &refs[refs.len() - threshold..]).unwrap()
+        };
+        let genesis_high = sign(HIGH);
+        let genesis_low = sign(LOW);
+        let mut summary = genesis;
+        for (round, cheat) in [None, Some(2), None].into_iter().enumerate() {
+            // As consensus does: a summary's current keys sign in its own
+            // interval (and are reshared there), its next ones after.
+            load(all, &summary, summary.height);
+            let next = run_interval(all, &summary, cheat);
+            let interval = Height(10 * (round as u64 + 2));
+            for c in all {
+                for kind in [ThresholdKey::Low, ThresholdKey::High] {
+                    c.load_transcript(KeyId { kind, interval }, next.next.get(kind)).unwrap();
+                }
+            }
+            let high = KeyId { kind: ThresholdKey::High, interval };
+            let low = KeyId { kind: ThresholdKey::Low, interval };
+            // Resharing: new shares, the same subnet key and signature.
+            assert_eq!(sign(high), genesis_high, "the subnet key survives resharing");
+            assert_eq!(all[1].verify_threshold(high, msg, &genesis_high), Ok(()));
+            // Fresh low key: a different signature.
+            let low_sig = sign(low);
+            assert_ne!(low_sig, genesis_low, "the beacon key is new");
+            assert!(all[1].verify_threshold(LOW, msg, &low_sig).is_err());
+            assert_eq!(all[1].verify_threshold(low, msg, &low_sig), Ok(()));
+            if let Some(i) = cheat {
+                assert!(next.next.high.dealers().all(|d| d != all[i].node_id()), "the cheater's dealing is out");
+            }
+            summary = next;
+        }
+        all[0].retain_keys_from(Height(40));
+        assert!(!all[0].has_key(LOW));
+        assert!(all[0].has_key(KeyId { kind: ThresholdKey::Low, interval: Height(40) }));
     }
 
     #[test]
@@ -637,13 +1237,14 @@ mod tests {
         let m = Arc::new(keys.public.membership().clone());
         let all: Vec<Box<dyn ConsensusCrypto>> =
             m.nodes().iter().map(|n| Box::new(FakeCrypto::new(*n, m.clone())) as Box<dyn ConsensusCrypto>).collect();
+        load(&all, &FakeCrypto::genesis_summary(&m), Height(0));
         check_scheme(&all, 2);
         // A bad share poisons the combination, as it would with real BLS.
         let msg = b"m";
-        let good = all[0].sign_threshold_share(ThresholdKey::Low, msg).unwrap();
+        let good = all[0].sign_threshold_share(LOW, msg).unwrap();
         let bad = vec![0u8; 32];
         let shares = [(all[0].node_id(), good.as_slice()), (all[1].node_id(), bad.as_slice())];
-        assert!(all[2].combine_threshold(ThresholdKey::Low, 2, msg, &shares).is_err());
+        assert!(all[2].combine_threshold(LOW, 2, msg, &shares).is_err());
     }
 
     #[test]
@@ -655,8 +1256,29 @@ mod tests {
             .map(|s| Box::new(BlsCrypto::new(s.clone(), keys.public.clone())) as Box<dyn ConsensusCrypto>)
             .collect();
         assert_eq!(all.iter().map(|c| c.node_id()).collect::<Vec<_>>(), keys.public.membership().nodes());
+        load(&all, &keys.public.genesis_summary(), Height(0));
         check_scheme(&all, 2);
-        assert!(all[0].verify_threshold_share(ThresholdKey::Low, &all[0].node_id(), b"m", &[1, 2, 3]).is_err());
+        assert!(all[0].verify_threshold_share(LOW, &all[0].node_id(), b"m", &[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn fake_key_generation_reshares_the_high_key_and_convicts_a_cheating_dealer() {
+        let keys = generate_subnet_keys([4; 32], 4).unwrap();
+        let m = Arc::new(keys.public.membership().clone());
+        let all: Vec<Box<dyn ConsensusCrypto>> =
+            m.nodes().iter().map(|n| Box::new(FakeCrypto::new(*n, m.clone())) as Box<dyn ConsensusCrypto>).collect();
+        check_key_generation(&all, FakeCrypto::genesis_summary(&m));
+    }
+
+    #[test]
+    fn bls_key_generation_reshares_the_high_key_and_convicts_a_cheating_dealer() {
+        let keys = generate_subnet_keys([5; 32], 4).unwrap();
+        let all: Vec<Box<dyn ConsensusCrypto>> = keys
+            .secrets
+            .iter()
+            .map(|s| Box::new(BlsCrypto::new(s.clone(), keys.public.clone())) as Box<dyn ConsensusCrypto>)
+            .collect();
+        check_key_generation(&all, keys.public.genesis_summary());
     }
 
     #[test]
@@ -664,20 +1286,22 @@ mod tests {
         let a = generate_subnet_keys([3; 32], 4).unwrap();
         let b = generate_subnet_keys([3; 32], 4).unwrap();
         assert_eq!(a.public.membership(), b.public.membership());
-        assert_eq!(a.public.threshold_group_key(ThresholdKey::High), b.public.threshold_group_key(ThresholdKey::High));
+        assert_eq!(a.public.subnet_public_key(), b.public.subnet_public_key());
         // A rogue key without a valid proof of possession is refused.
         let m = a.public.membership().clone();
         let mut multi = BTreeMap::new();
         let mut signing = BTreeMap::new();
+        let mut encryption = BTreeMap::new();
         for (i, s) in a.secrets.iter().enumerate() {
             signing.insert(m.nodes()[i], s.signing.public_key_bytes());
             let pop = if i == 2 { bls::create_pop(&a.secrets[0].multisig) } else { bls::create_pop(&s.multisig) };
             multi.insert(m.nodes()[i], (s.multisig.public_key(), pop));
+            encryption.insert(m.nodes()[i], (s.encryption.public_key(), bls::create_pop(&s.encryption)));
         }
         let (coeff, _) = bls::generate_threshold_keys([9; 32], 2, 4).unwrap();
         let (high, _) = bls::generate_threshold_keys([9; 32], 3, 4).unwrap();
         assert!(matches!(
-            SubnetPublicKeys::new(m.clone(), signing.clone(), multi, &coeff, &high),
+            SubnetPublicKeys::new(m.clone(), signing.clone(), multi, encryption.clone(), &coeff, &high),
             Err(KeySetupError::BadProofOfPossession(_))
         ));
         let (coeff3, _) = bls::generate_threshold_keys([9; 32], 3, 4).unwrap();
@@ -688,7 +1312,7 @@ mod tests {
             .map(|(i, s)| (m.nodes()[i], (s.multisig.public_key(), bls::create_pop(&s.multisig))))
             .collect();
         assert!(matches!(
-            SubnetPublicKeys::new(m, signing, multi, &coeff3, &high),
+            SubnetPublicKeys::new(m, signing, multi, encryption, &coeff3, &high),
             Err(KeySetupError::WrongThreshold { expected: 2, actual: 3 })
         ));
     }

@@ -67,6 +67,16 @@ pub mod domain {
     pub const CATCH_UP_SIG: &str = "cairn-consensus-catch-up-package";
     /// Artifact ids (gossip and pool keys).
     pub const ARTIFACT_ID: &str = "cairn-consensus-artifact-id";
+    /// Hash of a key-generation summary.
+    pub const DKG_SUMMARY: &str = "cairn-consensus-dkg-summary";
+    /// Hash of a block's key-generation payload.
+    pub const DKG_PAYLOAD: &str = "cairn-consensus-dkg-payload";
+    /// Bytes a dealer signs for a dealing (and its hash).
+    pub const DKG_DEALING: &str = "cairn-consensus-dkg-dealing";
+    /// Bytes a receiver signs for a complaint.
+    pub const DKG_COMPLAINT: &str = "cairn-consensus-dkg-complaint";
+    /// Binds a dealing's ciphertexts to its interval and key.
+    pub const DKG_TAG: &str = "cairn-consensus-dkg-tag";
 }
 
 /// Builds the canonical bytes of a structure: a domain separator followed by

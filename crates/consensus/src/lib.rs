@@ -61,6 +61,7 @@
 pub mod committee;
 pub mod consensus;
 pub mod crypto;
+pub mod dkg;
 pub mod hash;
 pub mod params;
 pub mod payload;
@@ -74,8 +75,8 @@ mod tests;
 pub use committee::{Membership, MembershipError, RoundCommittee, faults_tolerated};
 pub use consensus::{Consensus, ConsensusConfig, LocalState, StepOutput};
 pub use crypto::{
-    BlsCrypto, ConsensusCrypto, CryptoError, FakeCrypto, KeySetupError, NodeSecretKeys, SubnetKeys, SubnetPublicKeys,
-    ThresholdKey, generate_subnet_keys,
+    BlsCrypto, ConsensusCrypto, CryptoError, FakeCrypto, KeyId, KeySetupError, LoadedKey, NodeSecretKeys, SubnetKeys,
+    SubnetPublicKeys, ThresholdKey, ThresholdKeyStore, generate_subnet_keys,
 };
 pub use hash::CryptoHash;
 pub use params::ConsensusParams;

@@ -367,6 +367,7 @@ mod tests {
                 certified_height: Height(0),
             },
             payload: Payload::new(msgs),
+            dkg: Default::default(),
         }
     }
 

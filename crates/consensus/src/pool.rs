@@ -48,6 +48,9 @@ pub enum ChangeAction {
 }
 
 /// What applying a change did; the node persists and gossips from these.
+// Events are short-lived (one step's worth); boxing every artifact to keep
+// `Removed` small would cost an allocation per validated artifact.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PoolEvent {
     /// An artifact entered the validated section: persist it, then gossip
@@ -308,7 +311,10 @@ impl ArtifactPool {
                 }
             }
             ChangeAction::PurgeUnvalidatedBelow(h) => {
-                let doomed: Vec<ArtifactId> = self.unvalidated.keys().filter(|id| id.height < h).copied().collect();
+                // Key-generation artifacts are named by their interval's
+                // start and stay until validation finds them outdated.
+                let doomed: Vec<ArtifactId> =
+                    self.unvalidated.keys().filter(|id| id.height < h && !id.kind.is_dkg()).copied().collect();
                 for id in doomed {
                     self.take_unvalidated(&id);
                 }
@@ -322,7 +328,7 @@ impl ArtifactPool {
                 let doomed: Vec<ArtifactId> = self
                     .validated
                     .keys()
-                    .filter(|id| id.height == h && id.kind != ArtifactKind::CatchUpPackage)
+                    .filter(|id| id.height == h && id.kind != ArtifactKind::CatchUpPackage && !id.kind.is_dkg())
                     .copied()
                     .collect();
                 for id in doomed {
@@ -526,7 +532,13 @@ mod tests {
     use cairn_types::{Principal, RegistryVersion, Time};
 
     fn genesis() -> Genesis {
-        Genesis { time: Time::from_secs(1), registry_version: RegistryVersion(1), random_seed: [5; 32] }
+        let members = crate::Membership::new([NodeId::default()]).unwrap();
+        Genesis {
+            time: Time::from_secs(1),
+            registry_version: RegistryVersion(1),
+            random_seed: [5; 32],
+            summary: crate::FakeCrypto::genesis_summary(&members),
+        }
     }
 
     fn share(h: u64, signer: u8) -> ConsensusMessage {

@@ -50,8 +50,12 @@ impl Cluster {
 
     fn with_params(n: usize, params: ConsensusParams) -> Cluster {
         let membership = Arc::new(Membership::new((0..n).map(node_id)).unwrap());
-        let genesis =
-            Genesis { time: Time::from_secs(1000), registry_version: RegistryVersion(1), random_seed: [7; 32] };
+        let genesis = Genesis {
+            time: Time::from_secs(1000),
+            registry_version: RegistryVersion(1),
+            random_seed: [7; 32],
+            summary: FakeCrypto::genesis_summary(&membership),
+        };
         let mut c = Cluster { nodes: Vec::new(), genesis, membership, params };
         for i in 0..n {
             let pool = ArtifactPool::new(&c.genesis);
@@ -71,7 +75,7 @@ impl Cluster {
             node_id: node_id(i),
             membership: self.membership.clone(),
             params: self.params.clone(),
-            genesis: self.genesis,
+            genesis: self.genesis.clone(),
         };
         Consensus::new(cfg, FakeCrypto::new(node_id(i), self.membership.clone()), TestPayload, next)
     }
@@ -449,6 +453,7 @@ fn proposal_validation() {
         rank: Rank(0),
         context: BlockContext { time: c0.time(100), registry_version: RegistryVersion(1), certified_height: Height(0) },
         payload: Payload::default(),
+        dkg: Default::default(),
     };
     let signed =
         |c: &Cluster, b: Block, by: usize| ConsensusMessage::BlockProposal(BlockProposal::sign(b, &c.crypto(by)));
@@ -633,7 +638,11 @@ fn a_node_far_behind_resumes_from_a_catch_up_package() {
     assert_eq!(cup.content.state_hash, state_hash(cup.content.height()));
     let crypto = c.crypto(3);
     assert_eq!(
-        crypto.verify_threshold(ThresholdKey::High, &cup.content.share_content().signing_bytes(), &cup.signature),
+        crypto.verify_threshold(
+            crate::KeyId { kind: ThresholdKey::High, interval: cup.content.height() },
+            &cup.content.share_content().signing_bytes(),
+            &cup.signature
+        ),
         Ok(())
     );
     assert!(

@@ -7,6 +7,7 @@
 //! canonical and domain-separated.
 
 use crate::crypto::ConsensusCrypto;
+use crate::dkg::{DkgPayload, DkgSummary, SignedComplaint, SignedDealing};
 use crate::hash::{CryptoHash, Encoder, StreamHasher, domain};
 use cairn_types::{Height, NodeId, RegistryVersion, Time};
 use serde::{Deserialize, Serialize};
@@ -92,6 +93,9 @@ pub struct Block {
     pub context: BlockContext,
     /// The messages.
     pub payload: Payload,
+    /// Key generation: dealings and complaints, or at an interval start the
+    /// summary of the interval's keys.
+    pub dkg: DkgPayload,
 }
 
 impl Block {
@@ -106,13 +110,15 @@ impl Block {
             .u64(self.context.registry_version.0)
             .height(self.context.certified_height)
             .hash(&self.payload.hash())
+            .hash(&self.dkg.hash())
             .digest()
     }
 }
 
 /// What every node of a subnet agrees on before the first round: the
-/// genesis block's time and registry version and the genesis beacon.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// genesis block's time and registry version, the genesis beacon, and the
+/// genesis keys (the summary of the first interval).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Genesis {
     /// Time of the genesis block; block 1's time must be later.
     pub time: Time,
@@ -120,6 +126,8 @@ pub struct Genesis {
     pub registry_version: RegistryVersion,
     /// The genesis random beacon's value; seeds the first ranking.
     pub random_seed: [u8; 32],
+    /// The keys of the first two intervals and who deals in the first.
+    pub summary: DkgSummary,
 }
 
 impl Genesis {
@@ -135,6 +143,7 @@ impl Genesis {
                 certified_height: Height(0),
             },
             payload: Payload::default(),
+            dkg: DkgPayload::Summary(Box::new(self.summary.clone())),
         }
     }
 
@@ -406,7 +415,7 @@ impl CatchUpContent {
 }
 
 /// One node's signature share on a content.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
 pub struct Share<C> {
     /// What is signed.
     pub content: C,
@@ -542,11 +551,15 @@ pub enum ArtifactKind {
     CatchUpPackage = 10,
     /// [`CatchUpPackageShare`]
     CatchUpPackageShare = 11,
+    /// [`SignedDealing`] (height: the interval start it is dealt in)
+    Dealing = 12,
+    /// [`SignedComplaint`] (height: the interval start of the dealing)
+    Complaint = 13,
 }
 
 impl ArtifactKind {
     /// All kinds, in order.
-    pub const ALL: [ArtifactKind; 12] = [
+    pub const ALL: [ArtifactKind; 14] = [
         ArtifactKind::RandomBeacon,
         ArtifactKind::RandomBeaconShare,
         ArtifactKind::BlockProposal,
@@ -559,6 +572,8 @@ impl ArtifactKind {
         ArtifactKind::EquivocationProof,
         ArtifactKind::CatchUpPackage,
         ArtifactKind::CatchUpPackageShare,
+        ArtifactKind::Dealing,
+        ArtifactKind::Complaint,
     ];
 
     /// Whether this is one node's share (as opposed to a whole artifact);
@@ -572,6 +587,12 @@ impl ArtifactKind {
                 | ArtifactKind::RandomTapeShare
                 | ArtifactKind::CatchUpPackageShare
         )
+    }
+
+    /// Key-generation artifacts live for a whole interval (their height is
+    /// the interval start), not just until their height is finalized.
+    pub fn is_dkg(self) -> bool {
+        matches!(self, ArtifactKind::Dealing | ArtifactKind::Complaint)
     }
 }
 
@@ -627,6 +648,10 @@ pub enum ConsensusMessage {
     CatchUpPackage(CatchUpPackage),
     /// A catch-up package share.
     CatchUpPackageShare(CatchUpPackageShare),
+    /// A dealing for the keys of a later interval.
+    Dealing(SignedDealing),
+    /// A complaint against a dealing.
+    Complaint(SignedComplaint),
 }
 
 fn encode_content_multi<C: SignedContent>(e: Encoder, m: &MultiSignature<C>) -> Encoder {
@@ -653,6 +678,8 @@ impl ConsensusMessage {
             ConsensusMessage::EquivocationProof(_) => ArtifactKind::EquivocationProof,
             ConsensusMessage::CatchUpPackage(_) => ArtifactKind::CatchUpPackage,
             ConsensusMessage::CatchUpPackageShare(_) => ArtifactKind::CatchUpPackageShare,
+            ConsensusMessage::Dealing(_) => ArtifactKind::Dealing,
+            ConsensusMessage::Complaint(_) => ArtifactKind::Complaint,
         }
     }
 
@@ -671,6 +698,8 @@ impl ConsensusMessage {
             ConsensusMessage::EquivocationProof(x) => x.height,
             ConsensusMessage::CatchUpPackage(x) => x.content.height(),
             ConsensusMessage::CatchUpPackageShare(x) => x.content.height,
+            ConsensusMessage::Dealing(x) => x.content.interval,
+            ConsensusMessage::Complaint(x) => x.content.interval,
         }
     }
 
@@ -706,6 +735,8 @@ impl ConsensusMessage {
             ConsensusMessage::CatchUpPackageShare(x) => {
                 e.bytes(&x.content.signing_bytes()).node(&x.signer).bytes(&x.signature)
             }
+            ConsensusMessage::Dealing(x) => e.bytes(&x.content.signing_bytes(&x.signer)).bytes(&x.signature),
+            ConsensusMessage::Complaint(x) => e.bytes(&x.content.signing_bytes(&x.signer)).bytes(&x.signature),
         };
         ArtifactId { kind, height: self.height(), hash: e.digest() }
     }
@@ -730,6 +761,8 @@ impl ConsensusMessage {
             ConsensusMessage::NotarizationShare(x) => Some(x.signer),
             ConsensusMessage::FinalizationShare(x) => Some(x.signer),
             ConsensusMessage::CatchUpPackageShare(x) => Some(x.signer),
+            ConsensusMessage::Dealing(x) => Some(x.signer),
+            ConsensusMessage::Complaint(x) => Some(x.signer),
             _ => None,
         }
     }
@@ -769,6 +802,7 @@ mod tests {
                 certified_height: Height(3),
             },
             payload: Payload::new(payload.iter().map(|m| m.to_vec()).collect()),
+            dkg: Default::default(),
         }
     }
 

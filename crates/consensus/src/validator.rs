@@ -10,16 +10,19 @@
 
 use crate::consensus::{Consensus, View};
 use crate::crypto::{ConsensusCrypto, CryptoError, ThresholdKey};
-use crate::hash::CryptoHash;
+use crate::dkg::{DkgPayload, DkgPayloadError, DkgSummary, IntervalContents, SignedComplaint, SignedDealing};
+use crate::hash::{CryptoHash, Encoder};
 use crate::payload::{PayloadContext, PayloadError, PayloadHandler};
 use crate::pool::{ArtifactPool, ChangeAction};
 use crate::types::{
-    ArtifactId, ArtifactKind, BlockProposal, ConsensusMessage, EquivocationProof, FinalizationContent, MultiSignature,
-    NotarizationContent, RandomBeaconContent, RandomTapeContent, Rank, Share, SignedContent, ThresholdSignature,
+    ArtifactId, ArtifactKind, Block, BlockProposal, ConsensusMessage, EquivocationProof, FinalizationContent,
+    MultiSignature, NotarizationContent, RandomBeaconContent, RandomTapeContent, Rank, Share, SignedContent,
+    ThresholdSignature,
 };
 use crate::{ConsensusMessage as M, LocalState};
 use cairn_types::{Height, NodeId, Time};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Why a received artifact was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +90,9 @@ pub enum InvalidArtifact {
     /// height does not start an interval.
     #[error("catch-up package is inconsistent")]
     CatchUpInconsistent,
+    /// A dealing, complaint or summary that breaks a key-generation rule.
+    #[error("key generation: {0}")]
+    Dkg(String),
 }
 
 /// The decision about one artifact.
@@ -104,7 +110,11 @@ impl From<InvalidArtifact> for Verdict {
 }
 
 fn sig(r: Result<(), CryptoError>) -> Result<(), Verdict> {
-    r.map_err(|e| Verdict::Invalid(InvalidArtifact::Signature(e)))
+    r.map_err(|e| match e {
+        // The interval's summary is not finalized here yet.
+        CryptoError::KeyNotLoaded(_) => Verdict::Defer,
+        e => Verdict::Invalid(InvalidArtifact::Signature(e)),
+    })
 }
 
 /// What this pass already accepted (the pool does not show it yet), so one
@@ -204,7 +214,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             if (id.height > limit && !catch_up) || pass.decided.contains(id) {
                 continue;
             }
-            let verdict = if id.height.0 == 0 {
+            let verdict = if id.height.0 == 0 && !id.kind.is_dkg() {
                 Verdict::Irrelevant
             } else {
                 let r = match msg {
@@ -227,6 +237,8 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                     M::CatchUpPackage(c) => self.check_catch_up(pool, c, &mut pass),
                     M::CatchUpPackageShare(s) => self.check_catch_up_share(pool, s, &mut pass),
                     M::BlockProposal(p) => self.check_proposal(pool, v, p, now, local, &mut pass, &mut out),
+                    M::Dealing(d) => self.check_dealing(pool, d, &mut pass),
+                    M::Complaint(c) => self.check_complaint(pool, c, &mut pass),
                 };
                 match r {
                     Ok(()) => Verdict::Valid,
@@ -365,10 +377,11 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
         let shares: Vec<(NodeId, &[u8])> = chosen.into_iter().collect();
         let bytes = content.signing_bytes();
-        let combined =
-            self.crypto.combine_threshold(ThresholdKey::Low, threshold, &bytes, &shares).and_then(|signature| {
-                self.crypto.verify_threshold(ThresholdKey::Low, &bytes, &signature).map(|()| signature)
-            });
+        let key = self.key(ThresholdKey::Low, content.height());
+        let combined = self
+            .crypto
+            .combine_threshold(key, threshold, &bytes, &shares)
+            .and_then(|signature| self.crypto.verify_threshold(key, &bytes, &signature).map(|()| signature));
         let Ok(signature) = combined else { return Some(Combined::Failed) };
         let key = (T::AGGREGATE_KIND, content.height(), CryptoHash::ZERO);
         Some(accept_combined(key, wrap(ThresholdSignature { content, signature }), used, pass, out))
@@ -447,7 +460,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if b.content.parent != prev {
             return Err(InvalidArtifact::BeaconParentMismatch.into());
         }
-        sig(self.crypto.verify_threshold(ThresholdKey::Low, &b.content.signing_bytes(), &b.signature))?;
+        sig(self.crypto.verify_threshold(self.key(ThresholdKey::Low, h), &b.content.signing_bytes(), &b.signature))?;
         pass.aggregates.insert(key);
         Ok(())
     }
@@ -475,7 +488,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
         individual_check(pass, (ArtifactKind::RandomBeaconShare, h, content_key(&s.content)))?;
         sig(self.crypto.verify_threshold_share(
-            ThresholdKey::Low,
+            self.key(ThresholdKey::Low, h),
             &s.signer,
             &s.content.signing_bytes(),
             &s.signature,
@@ -502,7 +515,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Err(InvalidArtifact::CatchUpInconsistent.into());
         }
         let bytes = c.content.share_content().signing_bytes();
-        sig(self.crypto.verify_threshold(ThresholdKey::High, &bytes, &c.signature))?;
+        sig(self.crypto.verify_threshold(self.key(ThresholdKey::High, h), &bytes, &c.signature))?;
         pass.aggregates.insert(key);
         Ok(())
     }
@@ -526,7 +539,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Err(Verdict::Irrelevant);
         }
         sig(self.crypto.verify_threshold_share(
-            ThresholdKey::High,
+            self.key(ThresholdKey::High, h),
             &s.signer,
             &s.content.signing_bytes(),
             &s.signature,
@@ -546,7 +559,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if h < self.next_batch_height || pool.tape(h).is_some() || pass.aggregates.contains(&key) {
             return Err(Verdict::Irrelevant);
         }
-        sig(self.crypto.verify_threshold(ThresholdKey::Low, &t.content.signing_bytes(), &t.signature))?;
+        sig(self.crypto.verify_threshold(self.key(ThresholdKey::Low, h), &t.content.signing_bytes(), &t.signature))?;
         pass.aggregates.insert(key);
         Ok(())
     }
@@ -570,7 +583,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
         individual_check(pass, (ArtifactKind::RandomTapeShare, h, content_key(&s.content)))?;
         sig(self.crypto.verify_threshold_share(
-            ThresholdKey::Low,
+            self.key(ThresholdKey::Low, h),
             &s.signer,
             &s.content.signing_bytes(),
             &s.signature,
@@ -780,6 +793,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if c.registry_version > local.registry_version || c.certified_height > local.certified_height {
             return Err(Verdict::Defer);
         }
+        self.check_dkg_payload(pool, block, parent)?;
         // Only undelivered ancestors: the handler heard of the rest.
         let past = Self::ancestors(pool, parent.height(), parent.hash(), self.next_batch_height);
         match self.payload.validate(&PayloadContext { height: h, context: c, past: &past }, &block.payload) {
@@ -787,5 +801,103 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             Err(PayloadError::Invalid(e)) => Err(InvalidArtifact::Payload(e).into()),
             Err(PayloadError::NotYet(_)) => Err(Verdict::Defer),
         }
+    }
+
+    /// A summary block must carry exactly the summary the chain
+    /// determines; other blocks valid dealings and complaints.
+    fn check_dkg_payload(&mut self, pool: &ArtifactPool, block: &Block, parent: &BlockProposal) -> Result<(), Verdict> {
+        let h = block.height;
+        let l = self.cfg.params.interval_length.max(1);
+        if self.cfg.params.is_interval_start(h) {
+            let expected = self.summary_on(pool, parent).ok_or(Verdict::Defer)?;
+            return match block.dkg.summary() {
+                Some(summary) if *summary == *expected => Ok(()),
+                _ => Err(InvalidArtifact::Dkg(DkgPayloadError::WrongSummary.to_string()).into()),
+            };
+        }
+        let DkgPayload::Data { dealings, complaints } = &block.dkg else {
+            return Err(InvalidArtifact::Dkg(DkgPayloadError::WrongSummary.to_string()).into());
+        };
+        if dealings.is_empty() && complaints.is_empty() {
+            return Ok(());
+        }
+        let s = crate::dkg::interval_start(h, l);
+        let (summary, blocks) = Self::interval_on(pool, parent, s).ok_or(Verdict::Defer)?;
+        let contents = IntervalContents::collect(blocks);
+        crate::dkg::validate_data(&self.crypto, summary, &contents, h, l, dealings, complaints)
+            .map_err(|e| InvalidArtifact::Dkg(e.to_string()).into())
+    }
+
+    /// The summary of interval `s` if it is the latest finalized one;
+    /// `Irrelevant` for older intervals, `Defer` for newer ones.
+    fn dkg_summary_for(&self, s: Height) -> Result<Arc<DkgSummary>, Verdict> {
+        match self.dkg.summaries.last_key_value() {
+            Some((latest, summary)) if *latest == s => Ok(summary.clone()),
+            Some((latest, _)) if *latest > s => Err(Verdict::Irrelevant),
+            _ => Err(Verdict::Defer),
+        }
+    }
+
+    /// A dealing artifact: from a dealer of the current interval, the first
+    /// of its dealer for its key, signed, and publicly valid.
+    fn check_dealing(&mut self, pool: &ArtifactPool, d: &SignedDealing, pass: &mut Pass<'_>) -> Result<(), Verdict> {
+        let s = d.content.interval;
+        let summary = self.dkg_summary_for(s)?;
+        let kind = d.content.kind;
+        let key = (ArtifactKind::Dealing, s, d.signer, CryptoHash([kind as u8; 32]));
+        let known = pool
+            .validated_at(ArtifactKind::Dealing, s)
+            .any(|m| matches!(m, M::Dealing(x) if x.signer == d.signer && x.content.kind == kind));
+        if known || pass.shares.contains(&key) {
+            return Err(Verdict::Irrelevant);
+        }
+        let config = summary.config(kind);
+        if config.dealer_index(&d.signer).is_none() {
+            return Err(InvalidArtifact::NotEntitled(d.signer).into());
+        }
+        sig(self.crypto.verify_basic(&d.signer, &d.content.signing_bytes(&d.signer), &d.signature))?;
+        self.crypto
+            .verify_dealing(&config, &d.signer, &d.content.dealing)
+            .map_err(|e| Verdict::from(InvalidArtifact::Dkg(e.to_string())))?;
+        pass.shares.insert(key);
+        Ok(())
+    }
+
+    /// A complaint artifact: from a receiver of the current interval,
+    /// against a dealing this node has, and proving it wrong.
+    fn check_complaint(
+        &mut self,
+        pool: &ArtifactPool,
+        c: &SignedComplaint,
+        pass: &mut Pass<'_>,
+    ) -> Result<(), Verdict> {
+        let s = c.content.interval;
+        let summary = self.dkg_summary_for(s)?;
+        let (kind, dealer) = (c.content.kind, c.content.dealer);
+        let key =
+            (ArtifactKind::Complaint, s, c.signer, Encoder::new("complaint").u8(kind as u8).node(&dealer).digest());
+        let known = pool.validated_at(ArtifactKind::Complaint, s).any(
+            |m| matches!(m, M::Complaint(x) if x.signer == c.signer && x.content.kind == kind && x.content.dealer == dealer),
+        );
+        if known || pass.shares.contains(&key) {
+            return Err(Verdict::Irrelevant);
+        }
+        let config = summary.config(kind);
+        if config.receiver_index(&c.signer).is_none() {
+            return Err(InvalidArtifact::NotEntitled(c.signer).into());
+        }
+        let dealing = pool
+            .validated_at(ArtifactKind::Dealing, s)
+            .find_map(|m| match m {
+                M::Dealing(x) if x.signer == dealer && x.content.hash(&dealer) == c.content.dealing_hash => Some(x),
+                _ => None,
+            })
+            .ok_or(Verdict::Defer)?;
+        sig(self.crypto.verify_basic(&c.signer, &c.content.signing_bytes(&c.signer), &c.signature))?;
+        self.crypto
+            .verify_complaint(&config, &dealer, &dealing.content.dealing, &c.signer, &c.content.complaint)
+            .map_err(|e| Verdict::from(InvalidArtifact::Dkg(e.to_string())))?;
+        pass.shares.insert(key);
+        Ok(())
     }
 }

@@ -248,3 +248,72 @@ fn catch_up_packages_under_faults() {
     eprintln!("{catch_ups} catch-ups");
     assert!(catch_ups > 0, "long crashes must end in catch-ups");
 }
+
+/// The group key of a transcript's public coefficients (real crypto).
+fn group_key(t: &cairn_consensus::dkg::KeyTranscript) -> Vec<u8> {
+    cairn_crypto::bls::PublicCoefficients::from_bytes(&t.public_key).unwrap().group_public_key().to_bytes().to_vec()
+}
+
+/// Keys made in the chain with real BLS: every summary's next keys come from
+/// the previous interval's dealings, the beacon key is new every interval,
+/// the subnet key is reshared and never changes, and a dealer whose
+/// dealings give a receiver a wrong share is convicted by that receiver's
+/// complaint and left out of every key.
+#[test]
+fn key_generation_in_the_chain_excludes_a_bad_dealer() {
+    for (n, bad) in [(4, 1), (7, 5)] {
+        let mut sc = Scenario::calm(n, 70 + n as u64);
+        sc.crypto = CryptoKind::Real;
+        sc.params.interval_length = 10;
+        sc.params.purge_margin = 5;
+        sc.end_ms = 30_000;
+        sc.byzantine.insert(bad, Byzantine { bad_dealings: true, ..Byzantine::default() });
+        let bad_id = Sim::new(sc.clone()).node_id(bad);
+        let r = run_or_panic(sc);
+        assert!(r.summaries.len() >= 4, "n={n}: only {} intervals", r.summaries.len());
+        let subnet_key = group_key(&r.summaries[0].current.high);
+        let mut low_keys = std::collections::BTreeSet::new();
+        for s in &r.summaries {
+            assert_eq!(group_key(&s.next.high), subnet_key, "n={n}: the subnet key changed at {}", s.height);
+            assert!(!s.next.low.dealings.is_empty(), "n={n}: no fresh beacon key at {}", s.height);
+            assert!(!s.next.high.dealings.is_empty(), "n={n}: no resharing at {}", s.height);
+            for t in [&s.next.low, &s.next.high] {
+                assert!(t.dealers().all(|d| d != bad_id), "n={n}: the bad dealer is in a key at {}", s.height);
+            }
+            assert!(low_keys.insert(group_key(&s.next.low)), "n={n}: a beacon key repeats at {}", s.height);
+        }
+    }
+}
+
+/// Key generation under random faults (fake crypto, many seeds): safety and
+/// liveness hold across intervals, and no key ever includes a dealing of a
+/// node that dealt wrong shares.
+#[test]
+fn key_generation_under_faults() {
+    let (mut intervals, mut fresh) = (0, 0);
+    for seed in seeds(80_000, 40) {
+        let mut sc = Scenario::random(4 + 3 * (seed as usize % 2), seed, &Faults::ALL);
+        sc.params.interval_length = 10;
+        sc.params.purge_margin = 5;
+        let bad: Vec<_> = sc.byzantine.iter().filter(|(_, b)| b.bad_dealings).map(|(i, _)| *i).collect();
+        let sim = Sim::new(sc.clone());
+        let bad: Vec<_> = bad.into_iter().map(|i| sim.node_id(i)).collect();
+        let r = run_or_panic(sc);
+        for s in &r.summaries {
+            for t in [&s.next.low, &s.next.high] {
+                assert!(
+                    t.dealers().all(|d| !bad.contains(&d)),
+                    "seed {seed}: a bad dealer is in a key at {}",
+                    s.height
+                );
+            }
+        }
+        intervals += r.summaries.len();
+        fresh += r.summaries.iter().filter(|s| !s.next.low.dealings.is_empty()).count();
+    }
+    eprintln!("{intervals} intervals, {fresh} with fresh keys");
+    if std::env::var_os("CAIRN_SIM_SEED").is_none() {
+        assert!(intervals > 40, "key generation ran across many intervals");
+        assert!(fresh * 2 > intervals, "most intervals made new keys");
+    }
+}

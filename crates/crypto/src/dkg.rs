@@ -60,6 +60,8 @@ pub enum DkgError {
     NotEnoughDealings { needed: usize, got: usize },
     #[error("dealer {0} appears twice")]
     DuplicateDealer(NodeIndex),
+    #[error("the bytes do not encode a dealing or complaint")]
+    Malformed,
 }
 
 /// One receiver's encrypted share.
@@ -106,6 +108,91 @@ pub struct Complaint {
     /// Chaum–Pedersen proof that `log_G2(PK) = log_R(shared)`: challenge and response.
     pub challenge: [u8; 32],
     pub response: [u8; 32],
+}
+
+/// Bytes of one G2 point (compressed).
+const POINT_LEN: usize = 96;
+
+impl Dealing {
+    /// Canonical bytes: commitment bytes (length-prefixed), then every
+    /// ciphertext as its ephemeral point and masked share. Blocks carry
+    /// dealings in this form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.commitments.len() + self.ciphertexts.len() * (POINT_LEN + 32));
+        out.extend_from_slice(&(self.commitments.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.commitments);
+        out.extend_from_slice(&(self.ciphertexts.len() as u32).to_be_bytes());
+        for c in &self.ciphertexts {
+            out.extend_from_slice(&c.ephemeral);
+            out.extend_from_slice(&c.masked);
+        }
+        out
+    }
+
+    /// Parses [`Dealing::to_bytes`]; points are checked later by
+    /// [`verify_dealing`], lengths here.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Dealing, DkgError> {
+        let mut r = Reader(bytes);
+        let len = r.u32()? as usize;
+        let commitments = r.take(len)?.to_vec();
+        let count = r.u32()? as usize;
+        if count > bytes.len() / (POINT_LEN + 32) {
+            return Err(DkgError::Malformed);
+        }
+        let mut ciphertexts = Vec::with_capacity(count);
+        for _ in 0..count {
+            let ephemeral = r.take(POINT_LEN)?.to_vec();
+            let masked = r.take(32)?.try_into().map_err(|_| DkgError::Malformed)?;
+            ciphertexts.push(ShareCiphertext { ephemeral, masked });
+        }
+        r.end()?;
+        Ok(Dealing { commitments, ciphertexts })
+    }
+}
+
+impl Complaint {
+    /// Canonical bytes: receiver, the revealed secret (length-prefixed: it
+    /// is empty for a malformed ciphertext), challenge, response.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 4 + self.shared.len() + 64);
+        out.extend_from_slice(&self.receiver.to_be_bytes());
+        out.extend_from_slice(&(self.shared.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.shared);
+        out.extend_from_slice(&self.challenge);
+        out.extend_from_slice(&self.response);
+        out
+    }
+
+    /// Parses [`Complaint::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Complaint, DkgError> {
+        let mut r = Reader(bytes);
+        let receiver = r.u32()?;
+        let len = r.u32()? as usize;
+        let shared = r.take(len)?.to_vec();
+        let challenge = r.take(32)?.try_into().map_err(|_| DkgError::Malformed)?;
+        let response = r.take(32)?.try_into().map_err(|_| DkgError::Malformed)?;
+        r.end()?;
+        Ok(Complaint { receiver, shared, challenge, response })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DkgError> {
+        if self.0.len() < n {
+            return Err(DkgError::Malformed);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u32(&mut self) -> Result<u32, DkgError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| DkgError::Malformed)?))
+    }
+    fn end(&self) -> Result<(), DkgError> {
+        if self.0.is_empty() { Ok(()) } else { Err(DkgError::Malformed) }
+    }
 }
 
 fn to_point(pk: &PublicKey) -> G2Projective {
@@ -548,5 +635,29 @@ mod tests {
         // Masks are bound to the context: another tag decrypts nothing.
         let elsewhere = DealingContext { tag: b"other", ..ctx };
         assert!(open_share(&elsewhere, &honest, 1, &secrets[1], seed(0, 3)).is_err());
+    }
+
+    #[test]
+    fn dealings_and_complaints_round_trip_through_bytes_and_truncations_are_refused() {
+        let (secrets, receivers) = encryption_keys(3, 5);
+        let ctx = DealingContext { tag: b"t", dealer: 1, receivers: &receivers, threshold: 2 };
+        let mut dealing = deal(&ctx, None, seed(5, 0)).unwrap();
+        let bytes = dealing.to_bytes();
+        assert_eq!(Dealing::from_bytes(&bytes).unwrap(), dealing);
+        for cut in [0, 3, 10, bytes.len() - 1] {
+            assert_eq!(Dealing::from_bytes(&bytes[..cut]), Err(DkgError::Malformed));
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(Dealing::from_bytes(&long), Err(DkgError::Malformed));
+        // An absurd ciphertext count is refused before allocating.
+        let mut absurd = bytes[..4 + dealing.commitments.len()].to_vec();
+        absurd.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(Dealing::from_bytes(&absurd), Err(DkgError::Malformed));
+        dealing.ciphertexts[0].masked[0] ^= 1;
+        let complaint = open_share(&ctx, &dealing, 0, &secrets[0], seed(0, 9)).unwrap_err();
+        let bytes = complaint.to_bytes();
+        assert_eq!(Complaint::from_bytes(&bytes).unwrap(), *complaint);
+        assert_eq!(Complaint::from_bytes(&bytes[..bytes.len() - 1]), Err(DkgError::Malformed));
     }
 }

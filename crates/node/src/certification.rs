@@ -15,11 +15,14 @@
 //! result is verified (one pairing check); individual shares are checked
 //! only when that fails, and the bad ones are dropped.
 
+use cairn_consensus::dkg::key_at;
+use cairn_consensus::{ThresholdKey, ThresholdKeyStore};
 use cairn_crypto::bls;
 use cairn_crypto::certificate::state_root_message;
 use cairn_types::Height;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One node's signature share on the state root at a height.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,11 +57,35 @@ pub enum Outcome {
 /// a bound on what a peer can make this node store.
 const MAX_HEIGHTS_AHEAD: u64 = 500;
 
+/// Where the public shares that check a height's signers come from.
+pub enum PublicShares {
+    /// One key for every height.
+    Fixed(Vec<bls::PublicKey>),
+    /// The high-threshold key of each height's interval, as consensus loads
+    /// it from the chain (reshared every interval: the group key stays, the
+    /// shares change).
+    PerInterval { keys: Arc<ThresholdKeyStore>, interval_length: u64 },
+}
+
+impl PublicShares {
+    fn get(&self, height: Height, signer: bls::NodeIndex) -> Option<bls::PublicKey> {
+        match self {
+            PublicShares::Fixed(shares) => shares.get(signer as usize).copied(),
+            PublicShares::PerInterval { keys, interval_length } => {
+                let key = keys.get(key_at(ThresholdKey::High, height, *interval_length))?;
+                let node = key.receivers.get(signer as usize)?;
+                key.public_shares.get(node).copied()
+            }
+        }
+    }
+}
+
 /// Shares and certifications of recent heights, and this node's own root hashes.
 pub struct CertificationPool {
     threshold: usize,
+    members: usize,
     group_key: bls::PublicKey,
-    public_shares: Vec<bls::PublicKey>,
+    public_shares: PublicShares,
     /// Shares by height, then by signer (the first share of a signer counts).
     shares: BTreeMap<Height, BTreeMap<bls::NodeIndex, ([u8; 32], bls::Signature)>>,
     /// Root hashes this node computed, for heights not yet certified.
@@ -74,10 +101,34 @@ pub struct CertificationPool {
 impl CertificationPool {
     /// A pool for a subnet whose threshold key has these public coefficients.
     pub fn new(coefficients: &bls::PublicCoefficients, members: usize) -> CertificationPool {
+        let shares = (0..members as bls::NodeIndex).map(|i| coefficients.public_share(i)).collect();
+        Self::with_shares(
+            coefficients.threshold(),
+            members,
+            coefficients.group_public_key(),
+            PublicShares::Fixed(shares),
+        )
+    }
+
+    /// A pool for a subnet whose keys are made in the chain: shares are
+    /// checked against the key of their height's interval.
+    pub fn with_interval_keys(keys: Arc<ThresholdKeyStore>, interval_length: u64, members: usize) -> CertificationPool {
+        let threshold = members - cairn_consensus::faults_tolerated(members);
+        let group = keys.subnet_key();
+        Self::with_shares(threshold, members, group, PublicShares::PerInterval { keys, interval_length })
+    }
+
+    fn with_shares(
+        threshold: usize,
+        members: usize,
+        group_key: bls::PublicKey,
+        public_shares: PublicShares,
+    ) -> CertificationPool {
         CertificationPool {
-            threshold: coefficients.threshold(),
-            group_key: coefficients.group_public_key(),
-            public_shares: (0..members as bls::NodeIndex).map(|i| coefficients.public_share(i)).collect(),
+            threshold,
+            members,
+            group_key,
+            public_shares,
             shares: BTreeMap::new(),
             own: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -120,12 +171,26 @@ impl CertificationPool {
         self.try_combine(height)
     }
 
+    /// Records this node's root hash at `height` without a share of its own
+    /// (it holds no share of that interval's key); returns what a pending
+    /// certification completes, if anything.
+    pub fn note_own(&mut self, height: Height, root_hash: [u8; 32]) -> Option<Outcome> {
+        if height <= self.certified_height() {
+            return None;
+        }
+        self.own.insert(height, root_hash);
+        if let Some(cert) = self.pending.remove(&height) {
+            return Some(self.conclude(cert));
+        }
+        self.try_combine(height)
+    }
+
     /// Adds a peer's share; returns what it completed, if anything.
     pub fn add_share(&mut self, share: &CertificationShare) -> Option<Outcome> {
         let top = self.top();
         if share.height <= self.certified_height()
             || share.height.0 > top.0 + MAX_HEIGHTS_AHEAD
-            || share.signer as usize >= self.public_shares.len()
+            || share.signer as usize >= self.members
         {
             return None;
         }
@@ -178,7 +243,7 @@ impl CertificationPool {
             // Some share is bad: check them one by one and drop the culprits.
             let bad: Vec<bls::NodeIndex> = shares
                 .iter()
-                .filter(|(i, s)| self.public_shares[*i as usize].verify(&message, s).is_err())
+                .filter(|(i, s)| self.public_shares.get(height, *i).is_some_and(|k| k.verify(&message, s).is_err()))
                 .map(|(i, _)| *i)
                 .collect();
             if bad.is_empty() {

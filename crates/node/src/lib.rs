@@ -308,6 +308,7 @@ fn consensus_setup(
     }
     let mut signing_keys = std::collections::BTreeMap::new();
     let mut multisig_keys = std::collections::BTreeMap::new();
+    let mut encryption_keys = std::collections::BTreeMap::new();
     for node in &subnet.members {
         let record = registry.nodes.get(node).ok_or(cairn_registry::RegistryError::UnknownNode(*node))?;
         let der = &record.signing_key_der;
@@ -319,14 +320,19 @@ fn consensus_setup(
         let pk = bls::PublicKey::from_bytes(&record.multisig_public_key).map_err(|e| crypto_err(&e))?;
         let pop = bls::Signature::from_bytes(&record.multisig_pop).map_err(|e| crypto_err(&e))?;
         multisig_keys.insert(*node, (pk, pop));
+        let pk = bls::PublicKey::from_bytes(&record.dkg_encryption_key).map_err(|e| crypto_err(&e))?;
+        let pop = bls::Signature::from_bytes(&record.dkg_encryption_pop).map_err(|e| crypto_err(&e))?;
+        encryption_keys.insert(*node, (pk, pop));
     }
     let beacon = bls::PublicCoefficients::from_bytes(&subnet.beacon_public_coefficients).map_err(|e| crypto_err(&e))?;
     let subnet_key = bls::PublicCoefficients::from_bytes(&subnet.public_coefficients).map_err(|e| crypto_err(&e))?;
-    let public = SubnetPublicKeys::new(membership.clone(), signing_keys, multisig_keys, &beacon, &subnet_key)
-        .map_err(|e| crypto_err(&e))?;
+    let public =
+        SubnetPublicKeys::new(membership.clone(), signing_keys, multisig_keys, encryption_keys, &beacon, &subnet_key)
+            .map_err(|e| crypto_err(&e))?;
     let secrets = NodeSecretKeys {
         signing: config.secrets.signing_key(),
         multisig: config.secrets.multisig_secret()?,
+        encryption: config.secrets.dkg_encryption_secret()?,
         threshold_share: Some(config.secrets.beacon_key()?),
         high_threshold_share: Some(config.secrets.threshold_key()?),
     };
@@ -351,6 +357,7 @@ fn consensus_setup(
             time: cairn_types::Time::from_nanos(subnet.genesis_time_nanos),
             registry_version: registry.version,
             random_seed: seed,
+            summary: public.genesis_summary(),
         },
     };
     Ok((cfg, BlsCrypto::new(secrets, Arc::new(public))))
@@ -437,10 +444,17 @@ fn start_subnet(
         certified_height: std::sync::atomic::AtomicU64::new(0),
         catch_up_height: std::sync::atomic::AtomicU64::new(0),
     });
-    let coefficients = cairn_crypto::bls::PublicCoefficients::from_bytes(&subnet.public_coefficients)
-        .map_err(|e| NodeError::Crypto(e.to_string()))?;
+    let threshold_keys = crypto.key_store();
     let subnet_replica = replica::SubnetReplica {
-        pool: certification::CertificationPool::new(&coefficients, subnet.members.len()),
+        pool: certification::CertificationPool::with_interval_keys(
+            threshold_keys.clone(),
+            consensus_config.params.interval_length,
+            subnet.members.len(),
+        ),
+        threshold_keys,
+        me: node_id,
+        interval_length: consensus_config.params.interval_length,
+        unsigned: Default::default(),
         replica,
         blocks: blocks_rx,
         sync_responses: sync_response_rx,

@@ -39,6 +39,10 @@ pub struct NodeMetrics {
     pub state_sync_chunks_done: Gauge,
     pub state_sync_bytes_fetched_total: Counter,
     pub state_sync_chunks_served_total: Counter,
+    /// Start of the latest interval whose summary this node finalized.
+    pub key_generation_interval: Gauge,
+    pub keys_made_total: Counter,
+    pub keys_kept_total: Counter,
 }
 
 impl Default for NodeMetrics {
@@ -72,6 +76,9 @@ impl Default for NodeMetrics {
             state_sync_chunks_done: Gauge::default(),
             state_sync_bytes_fetched_total: Counter::default(),
             state_sync_chunks_served_total: Counter::default(),
+            key_generation_interval: Gauge::default(),
+            keys_made_total: Counter::default(),
+            keys_kept_total: Counter::default(),
         }
     }
 }
@@ -151,6 +158,21 @@ impl NodeMetrics {
             "state_sync_chunks_served",
             "Checkpoint chunks served to peers",
             self.state_sync_chunks_served_total.clone(),
+        );
+        r.register(
+            "key_generation_interval",
+            "Start of the latest interval whose key-generation summary is finalized",
+            self.key_generation_interval.clone(),
+        );
+        r.register(
+            "keys_made",
+            "Summaries whose next keys came from the previous interval's dealings (fresh low key, reshared high key)",
+            self.keys_made_total.clone(),
+        );
+        r.register(
+            "keys_kept",
+            "Summaries that kept the keys of the summary before (too few good dealings)",
+            self.keys_kept_total.clone(),
         );
     }
 }

@@ -288,6 +288,15 @@ pub(crate) struct SubnetReplica {
     pub(crate) peers: Vec<cairn_types::NodeId>,
     pub(crate) peer_messages: crossbeam_channel::Receiver<(cairn_types::NodeId, crate::subnet::PeerMessage)>,
     pub(crate) pool: crate::certification::CertificationPool,
+    /// This node.
+    pub(crate) me: cairn_types::NodeId,
+    /// The high-threshold keys of recent intervals (loaded by consensus):
+    /// each height is certified with its interval's share.
+    pub(crate) threshold_keys: Arc<cairn_consensus::ThresholdKeyStore>,
+    pub(crate) interval_length: u64,
+    /// Own root hashes not signed yet because their interval's key was not
+    /// loaded (right after a restart, before consensus read the chain).
+    pub(crate) unsigned: std::collections::BTreeMap<Height, [u8; 32]>,
     pub(crate) transport: cairn_p2p::Transport<crate::subnet::PeerMessage>,
     pub(crate) driver: crossbeam_channel::Sender<crate::subnet::driver::DriverEvent>,
     pub(crate) driver_shared: Arc<crate::subnet::driver::DriverShared>,
@@ -332,6 +341,7 @@ impl SubnetReplica {
             if self.replica.shared.shutdown.load(Ordering::Acquire) {
                 break;
             }
+            self.sign_unsigned();
             select! {
                 recv(self.blocks) -> delivery => {
                     use crate::subnet::driver::Delivery;
@@ -470,9 +480,57 @@ impl SubnetReplica {
             // Test setting: behave as a node whose state diverged.
             root[0] ^= 0xff;
         }
-        let certifier = &self.replica.certifier;
-        let share = bls::sign_share(&certifier.key_share, &state_root_message(&root));
-        let index = certifier.index;
+        let signing = self.signing_key(height);
+        let snapshot = Arc::new(self.replica.state.clone());
+        self.replica.maybe_checkpoint(height, Some(snapshot.clone()));
+        self.uncertified.insert(height, (snapshot, tree));
+        while self.uncertified.len() > MAX_UNCERTIFIED {
+            self.uncertified.pop_first();
+        }
+        let Some((index, key_share)) = signing else {
+            // No share of this interval's key yet (consensus loads it from
+            // the chain) or at all (a dealing gave this node a bad one): sign
+            // once it is there; meanwhile the others may certify.
+            tracing::debug!(%height, "no share of this interval's subnet key yet");
+            self.unsigned.insert(height, root);
+            while self.unsigned.len() > MAX_UNCERTIFIED {
+                self.unsigned.pop_first();
+            }
+            if let Some(outcome) = self.pool.note_own(height, root) {
+                self.conclude(outcome);
+            }
+            return Ok(());
+        };
+        self.sign_and_send(height, root, index, &key_share);
+        Ok(())
+    }
+
+    /// This node's index and share of the subnet key at `height` (the key
+    /// of its interval: reshared every interval).
+    fn signing_key(&self, height: Height) -> Option<(bls::NodeIndex, bls::SecretKey)> {
+        let id = cairn_consensus::dkg::key_at(cairn_consensus::ThresholdKey::High, height, self.interval_length);
+        let key = self.threshold_keys.get(id)?;
+        let index = key.receivers.binary_search(&self.me).ok()? as bls::NodeIndex;
+        Some((index, key.share.clone()?))
+    }
+
+    /// Signs the own root hashes that waited for their interval's key.
+    fn sign_unsigned(&mut self) {
+        if self.unsigned.is_empty() {
+            return;
+        }
+        let certified = self.pool.certified_height();
+        self.unsigned = self.unsigned.split_off(&certified.increment());
+        let ready: Vec<(Height, [u8; 32], bls::NodeIndex, bls::SecretKey)> =
+            self.unsigned.iter().filter_map(|(h, root)| self.signing_key(*h).map(|(i, k)| (*h, *root, i, k))).collect();
+        for (height, root, index, key) in ready {
+            self.unsigned.remove(&height);
+            self.sign_and_send(height, root, index, &key);
+        }
+    }
+
+    fn sign_and_send(&mut self, height: Height, root: [u8; 32], index: bls::NodeIndex, key_share: &bls::SecretKey) {
+        let share = bls::sign_share(key_share, &state_root_message(&root));
         let message = crate::certification::CertificationShare {
             height,
             root_hash: root,
@@ -480,16 +538,9 @@ impl SubnetReplica {
             share: share.to_bytes().to_vec(),
         };
         let _ = self.transport.broadcast(&crate::subnet::PeerMessage::CertificationShare(message));
-        let snapshot = Arc::new(self.replica.state.clone());
-        self.replica.maybe_checkpoint(height, Some(snapshot.clone()));
-        self.uncertified.insert(height, (snapshot, tree));
-        while self.uncertified.len() > MAX_UNCERTIFIED {
-            self.uncertified.pop_first();
-        }
         if let Some(outcome) = self.pool.add_own(height, root, index, share) {
             self.conclude(outcome);
         }
-        Ok(())
     }
 
     fn conclude(&mut self, outcome: crate::certification::Outcome) {

@@ -20,6 +20,7 @@
 
 #![allow(dead_code)]
 
+use cairn_consensus::dkg::{DealingConfig, DkgCrypto, DkgCryptoError, KeyTranscript};
 use cairn_consensus::*;
 use cairn_types::messages::MessageId;
 use cairn_types::{Height, NodeId, Principal, RegistryVersion, Time};
@@ -97,6 +98,9 @@ pub struct Byzantine {
     /// Holds its proposals back until after the next rank's timeout, so
     /// competing blocks get notarized at the same height.
     pub late_proposals: bool,
+    /// Its dealings give one receiver a wrong share (publicly well-formed;
+    /// only the receiver's complaint shows it).
+    pub bad_dealings: bool,
 }
 
 impl Byzantine {
@@ -109,6 +113,7 @@ impl Byzantine {
                 withhold_shares: rng.chance(300),
                 reckless: rng.chance(400),
                 late_proposals: rng.chance(300),
+                bad_dealings: rng.chance(300),
             };
             if b != Byzantine::default() {
                 return b;
@@ -380,29 +385,147 @@ impl ConsensusCrypto for CorruptShares {
     fn verify_multi(&self, signers: &[NodeId], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.0.verify_multi(signers, msg, sig)
     }
-    fn sign_threshold_share(&self, key: ThresholdKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.0.sign_threshold_share(key, &[msg, b"corrupt"].concat())
     }
-    fn verify_threshold_share(
-        &self,
-        key: ThresholdKey,
-        signer: &NodeId,
-        msg: &[u8],
-        sig: &[u8],
-    ) -> Result<(), CryptoError> {
+    fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.0.verify_threshold_share(key, signer, msg, sig)
     }
     fn combine_threshold(
         &self,
-        key: ThresholdKey,
+        key: KeyId,
         t: usize,
         msg: &[u8],
         shares: &[(NodeId, &[u8])],
     ) -> Result<Vec<u8>, CryptoError> {
         self.0.combine_threshold(key, t, msg, shares)
     }
-    fn verify_threshold(&self, key: ThresholdKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+    fn verify_threshold(&self, key: KeyId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.0.verify_threshold(key, msg, sig)
+    }
+}
+
+/// Honest crypto whose dealings (when `bad_dealings`) give the last
+/// receiver a wrong share: the last byte of a dealing belongs to the last
+/// receiver's encrypted share with both the real and the fake scheme.
+struct Deviant {
+    inner: Box<dyn ConsensusCrypto>,
+    bad_dealings: bool,
+}
+
+impl DkgCrypto for CorruptShares {
+    fn create_dealing(&self, config: &DealingConfig<'_>) -> Result<Vec<u8>, DkgCryptoError> {
+        self.0.create_dealing(config)
+    }
+    fn verify_dealing(&self, c: &DealingConfig<'_>, dealer: &NodeId, d: &[u8]) -> Result<(), DkgCryptoError> {
+        self.0.verify_dealing(c, dealer, d)
+    }
+    fn complaint_against(&self, c: &DealingConfig<'_>, dealer: &NodeId, d: &[u8]) -> Option<Vec<u8>> {
+        self.0.complaint_against(c, dealer, d)
+    }
+    fn verify_complaint(
+        &self,
+        c: &DealingConfig<'_>,
+        dealer: &NodeId,
+        d: &[u8],
+        complainer: &NodeId,
+        complaint: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        self.0.verify_complaint(c, dealer, d, complainer, complaint)
+    }
+    fn create_transcript(&self, c: &DealingConfig<'_>, d: &[(NodeId, &[u8])]) -> Result<Vec<u8>, DkgCryptoError> {
+        self.0.create_transcript(c, d)
+    }
+    fn load_transcript(&self, id: KeyId, t: &KeyTranscript) -> Result<(), DkgCryptoError> {
+        self.0.load_transcript(id, t)
+    }
+    fn has_key(&self, id: KeyId) -> bool {
+        self.0.has_key(id)
+    }
+    fn retain_keys_from(&self, interval: Height) {
+        self.0.retain_keys_from(interval)
+    }
+}
+
+impl DkgCrypto for Deviant {
+    fn create_dealing(&self, config: &DealingConfig<'_>) -> Result<Vec<u8>, DkgCryptoError> {
+        let mut d = self.inner.create_dealing(config)?;
+        if self.bad_dealings
+            && let Some(b) = d.last_mut()
+        {
+            *b ^= 1;
+        }
+        Ok(d)
+    }
+    fn verify_dealing(&self, c: &DealingConfig<'_>, dealer: &NodeId, d: &[u8]) -> Result<(), DkgCryptoError> {
+        self.inner.verify_dealing(c, dealer, d)
+    }
+    fn complaint_against(&self, c: &DealingConfig<'_>, dealer: &NodeId, d: &[u8]) -> Option<Vec<u8>> {
+        self.inner.complaint_against(c, dealer, d)
+    }
+    fn verify_complaint(
+        &self,
+        c: &DealingConfig<'_>,
+        dealer: &NodeId,
+        d: &[u8],
+        complainer: &NodeId,
+        complaint: &[u8],
+    ) -> Result<(), DkgCryptoError> {
+        self.inner.verify_complaint(c, dealer, d, complainer, complaint)
+    }
+    fn create_transcript(&self, c: &DealingConfig<'_>, d: &[(NodeId, &[u8])]) -> Result<Vec<u8>, DkgCryptoError> {
+        self.inner.create_transcript(c, d)
+    }
+    fn load_transcript(&self, id: KeyId, t: &KeyTranscript) -> Result<(), DkgCryptoError> {
+        self.inner.load_transcript(id, t)
+    }
+    fn has_key(&self, id: KeyId) -> bool {
+        self.inner.has_key(id)
+    }
+    fn retain_keys_from(&self, interval: Height) {
+        self.inner.retain_keys_from(interval)
+    }
+}
+
+impl ConsensusCrypto for Deviant {
+    fn node_id(&self) -> NodeId {
+        self.inner.node_id()
+    }
+    fn sign_basic(&self, msg: &[u8]) -> Vec<u8> {
+        self.inner.sign_basic(msg)
+    }
+    fn verify_basic(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        self.inner.verify_basic(signer, msg, sig)
+    }
+    fn sign_multi_share(&self, msg: &[u8]) -> Vec<u8> {
+        self.inner.sign_multi_share(msg)
+    }
+    fn verify_multi_share(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        self.inner.verify_multi_share(signer, msg, sig)
+    }
+    fn aggregate_multi(&self, msg: &[u8], shares: &[(NodeId, &[u8])]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.aggregate_multi(msg, shares)
+    }
+    fn verify_multi(&self, signers: &[NodeId], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        self.inner.verify_multi(signers, msg, sig)
+    }
+    fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.sign_threshold_share(key, msg)
+    }
+    fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        self.inner.verify_threshold_share(key, signer, msg, sig)
+    }
+    fn combine_threshold(
+        &self,
+        key: KeyId,
+        t: usize,
+        msg: &[u8],
+        shares: &[(NodeId, &[u8])],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.inner.combine_threshold(key, t, msg, shares)
+    }
+    fn verify_threshold(&self, key: KeyId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        self.inner.verify_threshold(key, msg, sig)
     }
 }
 
@@ -498,6 +621,9 @@ pub struct Report {
     pub ingress_delivered: u64,
     /// Times a node resumed from a catch-up package (state sync).
     pub catch_ups: u64,
+    /// Key-generation summaries of the longest delivered chain of a
+    /// correct node, in height order.
+    pub summaries: Vec<cairn_consensus::dkg::DkgSummary>,
 }
 
 /// The simulated state hash after executing the block with this hash: the
@@ -660,6 +786,10 @@ impl Sim {
             time: Time::from_secs(1_700_000_000),
             registry_version: RegistryVersion(1),
             random_seed: rng.bytes32(),
+            summary: match &keys {
+                Some(k) => k.public.genesis_summary(),
+                None => FakeCrypto::genesis_summary(&Membership::new(ids.clone()).unwrap()),
+            },
         };
         let nodes = ids
             .iter()
@@ -716,6 +846,11 @@ impl Sim {
         sim
     }
 
+    /// The id of node `i`.
+    pub fn node_id(&self, i: usize) -> NodeId {
+        self.nodes[i].id
+    }
+
     fn schedule(&mut self, time: u64, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse(Entry { time, seq: self.seq, ev }));
@@ -726,7 +861,10 @@ impl Sim {
             Some(k) => Box::new(BlsCrypto::new(k.secrets[i].clone(), k.public.clone())),
             None => Box::new(FakeCrypto::new(self.nodes[i].id, self.membership.clone())),
         };
-        if self.nodes[i].byz.as_ref().is_some_and(|b| b.bad_shares) { Box::new(CorruptShares(base)) } else { base }
+        let byz = self.nodes[i].byz.clone().unwrap_or_default();
+        let base: Box<dyn ConsensusCrypto> =
+            if byz.bad_dealings { Box::new(Deviant { inner: base, bad_dealings: true }) } else { base };
+        if byz.bad_shares { Box::new(CorruptShares(base)) } else { base }
     }
 
     /// (Re)starts node `i` from its durable state.
@@ -735,7 +873,7 @@ impl Sim {
             node_id: self.nodes[i].id,
             membership: self.membership.clone(),
             params: self.sc.params.clone(),
-            genesis: self.genesis,
+            genesis: self.genesis.clone(),
         };
         let mut handler = IngressPayloadHandler::new(SimIngress::default(), IngressLimits::default());
         // Rebuild the handler's memory of finalized ingress from the durable
@@ -961,6 +1099,17 @@ impl Sim {
                 n.delivered.len(),
                 p.validated_len(),
                 p.unvalidated_len()
+            );
+            let next = Height(n.delivered.len() as u64 + 1);
+            let _ = write!(
+                s,
+                "\n    next undelivered {next}: tape={} blocks={} finalizations={} tape shares={} cup={:?} cup shares={}",
+                p.tape(next).is_some(),
+                p.proposals_at(next).count(),
+                p.finalizations_at(next).count(),
+                p.tape_shares_at(next).count(),
+                p.latest_catch_up().map(|c| c.content.height()),
+                p.validated_between(ArtifactKind::CatchUpPackageShare, Height(0), Height(u64::MAX)).count(),
             );
             let top = p.notarized_height().increment();
             for (id, m) in p.unvalidated().filter(|(id, _)| id.height <= top.increment()).take(12) {
@@ -1281,6 +1430,10 @@ impl Sim {
                     self.nodes.iter().map(|n| n.pool.finalized_height().0).collect::<Vec<_>>(),
                 ) + &self.node_states());
             }
+        }
+        if let Some(longest) = correct.iter().max_by_key(|i| self.nodes[**i].delivered.len()) {
+            self.report.summaries =
+                self.nodes[*longest].delivered.iter().filter_map(|b| b.block.dkg.summary().cloned()).collect();
         }
         // Prefix property of the delivered chains.
         let min = correct.iter().map(|i| self.nodes[*i].delivered.len()).min().unwrap_or(0);

@@ -248,6 +248,7 @@ impl Driver {
             }
         }
         self.metrics.catch_up_height.set(self.consensus.catch_up_height().0 as i64);
+        self.note_key_generation();
         for batch in out.batches {
             let time = batch.block.context.time;
             let source = self.consensus.payload().source();
@@ -263,6 +264,30 @@ impl Driver {
         self.metrics.consensus_pool_artifacts.set(self.pool.validated_len() as i64);
         self.metrics.ingress_pool_messages.set(self.consensus.payload().source().len() as i64);
         Ok(())
+    }
+
+    /// Logs and counts each newly finalized key-generation summary.
+    fn note_key_generation(&mut self) {
+        let Some(summary) = self.consensus.latest_summary() else { return };
+        if summary.height.0 as i64 <= self.metrics.key_generation_interval.get() {
+            return;
+        }
+        self.metrics.key_generation_interval.set(summary.height.0 as i64);
+        let (low, high) = (&summary.next.low, &summary.next.high);
+        let fresh = !low.dealings.is_empty()
+            && low.dealt_in.0 + self.consensus.config().params.interval_length == summary.height.0;
+        if fresh {
+            self.metrics.keys_made_total.inc();
+        } else if summary.height.0 > 0 {
+            self.metrics.keys_kept_total.inc();
+        }
+        tracing::info!(
+            interval = %summary.height,
+            fresh,
+            low_dealers = low.dealings.len(),
+            high_dealers = high.dealings.len(),
+            "keys of the interval after next: beacon key dealt afresh, subnet key reshared"
+        );
     }
 
     fn broadcast_status(&mut self, certified: Height) {
