@@ -26,6 +26,13 @@ enum Command {
     Init(InitArgs),
     /// Run one replica from its config file (what `start --nodes N` runs N times).
     Node(NodeArgs),
+    /// Add a node to the network's subnet: a new registry version that running
+    /// nodes pick up; the node takes part from an interval boundary on, with
+    /// key shares it receives by resharing. Then run it with `cairn node`.
+    AddNode(AddNodeArgs),
+    /// Remove a node from its subnet: a new registry version; its key shares
+    /// stop counting from an interval boundary on.
+    RemoveNode(RemoveNodeArgs),
     /// Drive load against any IC-compatible URL and measure it (see `cairn bench --help`).
     Bench(bench::BenchArgs),
 }
@@ -73,6 +80,32 @@ struct StartArgs {
     /// Log filter, e.g. `info`, `debug`, `cairn_node=debug`.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+#[derive(clap::Args)]
+struct AddNodeArgs {
+    /// The network's directory (as given to `cairn init` or `cairn start`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The new node's address (default: node 0's host).
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Its HTTP port (default: one above the highest HTTP port in use).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Its QUIC port (default: one above the highest QUIC port in use).
+    #[arg(long)]
+    p2p_port: Option<u16>,
+}
+
+#[derive(clap::Args)]
+struct RemoveNodeArgs {
+    /// The network's directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The node: its index in the data directory (`node-<i>`) or its id.
+    #[arg(long)]
+    node: String,
 }
 
 #[derive(clap::Args)]
@@ -208,6 +241,8 @@ fn run_node(args: NodeArgs) -> Result<()> {
     config.subnet.link_delay = std::time::Duration::from_millis(args.link_delay_ms.unwrap_or(file.link_delay_ms));
     config.subnet.wrong_state_hash_from = file.wrong_state_hash_from.map(cairn_types::Height);
     config.subnet.wrong_state_hash_until = file.wrong_state_hash_until.map(cairn_types::Height);
+    // Registry changes (nodes joining and leaving) arrive through this file.
+    config.subnet.registry_path = Some(file.registry.clone());
     if let Some(interval) = file.checkpoint_interval {
         config.replica.checkpoint_interval = interval.max(1);
     }
@@ -325,6 +360,16 @@ fn main() -> Result<()> {
         Command::Start(args) => start(args),
         Command::Init(args) => init(args),
         Command::Node(args) => run_node(args),
+        Command::AddNode(args) => {
+            let (i, id, path) = network::add_node(&args.data_dir, args.host, args.http_port, args.p2p_port)?;
+            println!("Added node {i} ({id}); run it with: cairn node --config {}", path.display());
+            Ok(())
+        }
+        Command::RemoveNode(args) => {
+            let (id, version) = network::remove_node(&args.data_dir, &args.node)?;
+            println!("Removed node {id} from its subnet (registry version {})", version.0);
+            Ok(())
+        }
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -153,6 +153,65 @@ pub fn create(data_dir: &Path, spec: &NetworkSpec) -> Result<Registry> {
     Ok(registry)
 }
 
+/// Adds a node to the network's (first) subnet: a new registry version,
+/// the node's secrets and its node file in `node-<i>`. Returns its index,
+/// id and node file.
+pub fn add_node(
+    data_dir: &Path,
+    host: Option<IpAddr>,
+    http_port: Option<u16>,
+    p2p_port: Option<u16>,
+) -> Result<(usize, cairn_types::NodeId, PathBuf)> {
+    let path = registry_path(data_dir);
+    let mut registry = Registry::load(&path)?;
+    let subnet = registry.root_subnet;
+    let first =
+        registry.subnets[&subnet].members.first().and_then(|n| registry.nodes.get(n)).context("empty subnet")?;
+    let host = host.unwrap_or(first.http_addr.ip());
+    let next = |port: fn(&cairn_registry::NodeRecord) -> u16| {
+        registry.nodes.values().map(port).max().unwrap_or(4943).wrapping_add(1)
+    };
+    let http = SocketAddr::new(host, http_port.unwrap_or_else(|| next(|r| r.http_addr.port())));
+    let p2p = SocketAddr::new(host, p2p_port.unwrap_or_else(|| next(|r| r.p2p_addr.port())));
+    let index = (0..).find(|i| !node_dir(data_dir, *i).exists()).expect("a free index");
+    let secrets = registry.add_node(&subnet, http, p2p, rand::random())?;
+    let dir = node_dir(data_dir, index);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    secrets.save(&dir.join("secrets.json"))?;
+    let file = NodeFile {
+        data_dir: PathBuf::from("."),
+        registry: PathBuf::from("../registry.json"),
+        secrets: PathBuf::from("secrets.json"),
+        http_listen: None,
+        p2p_listen: None,
+        link_delay_ms: 0,
+        wrong_state_hash_from: None,
+        wrong_state_hash_until: None,
+        checkpoint_interval: None,
+    };
+    file.save(&dir.join("node.json"))?;
+    // The registry last: running nodes see the new version only once the
+    // node's files exist.
+    registry.save(&path)?;
+    Ok((index, secrets.node_id, node_file_path(data_dir, index)))
+}
+
+/// Removes a node (an index `i` of `node-<i>`, or a node id) from its
+/// subnet: a new registry version. Returns the node and the version.
+pub fn remove_node(data_dir: &Path, node: &str) -> Result<(cairn_types::NodeId, cairn_types::RegistryVersion)> {
+    let path = registry_path(data_dir);
+    let mut registry = Registry::load(&path)?;
+    let id = match node.parse::<usize>() {
+        Ok(i) => NodeSecrets::load(&node_dir(data_dir, i).join("secrets.json"))?.node_id,
+        Err(_) => cairn_types::NodeId(
+            cairn_types::Principal::from_text(node).map_err(|e| anyhow::anyhow!("{node} is not a node id: {e}"))?,
+        ),
+    };
+    registry.remove_node(&id)?;
+    registry.save(&path)?;
+    Ok((id, registry.version))
+}
+
 /// Loads node `i`'s registry and secrets.
 pub fn load_node(file: &NodeFile) -> Result<(Registry, NodeSecrets)> {
     let registry = Registry::load(&file.registry)?;

@@ -84,6 +84,25 @@ pub fn shuffle(nodes: &[NodeId], beacon_hash: &CryptoHash, purpose: ShufflePurpo
     v
 }
 
+/// Where consensus learns who the subnet's members are at a registry
+/// version (the node's registry; later the NNS registry canister).
+pub trait SubnetRegistry: Send + Sync + std::fmt::Debug {
+    /// The members at `version`, or `None` if this node does not know that
+    /// version yet (consensus then waits).
+    fn members_at(&self, version: cairn_types::RegistryVersion) -> Option<Vec<NodeId>>;
+}
+
+/// Members that never change (tests and simulations without membership
+/// changes).
+#[derive(Clone, Debug)]
+pub struct FixedMembers(pub Vec<NodeId>);
+
+impl SubnetRegistry for FixedMembers {
+    fn members_at(&self, _: cairn_types::RegistryVersion) -> Option<Vec<NodeId>> {
+        Some(self.0.clone())
+    }
+}
+
 /// The members of a subnet (sorted node ids) and the sizes derived from
 /// their number.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -31,7 +31,7 @@
 //! block some notaries already backed could stall the height). Safety never
 //! depends on the notary rule, only on the finalization rule.
 
-use crate::committee::{Membership, RoundCommittee};
+use crate::committee::{Membership, RoundCommittee, SubnetRegistry};
 use crate::crypto::{ConsensusCrypto, KeyId, ThresholdKey};
 use crate::dkg::{DkgPayload, DkgSummary, IntervalContents, SignedComplaint, SignedDealing};
 use crate::hash::CryptoHash;
@@ -53,8 +53,10 @@ use std::time::Duration;
 pub struct ConsensusConfig {
     /// This node.
     pub node_id: NodeId,
-    /// The subnet's members.
-    pub membership: Arc<Membership>,
+    /// Who the registry says the subnet's members are, at each registry
+    /// version (a summary block's version decides who receives the keys of
+    /// two intervals on).
+    pub registry: Arc<dyn SubnetRegistry>,
     /// Delays and limits.
     pub params: ConsensusParams,
     /// The genesis every member starts from.
@@ -157,11 +159,13 @@ pub struct Consensus<C, P> {
 pub(crate) struct DkgState {
     /// Finalized summaries by interval start (the latest few).
     pub(crate) summaries: BTreeMap<Height, Arc<DkgSummary>>,
+    /// Members per interval start (the holders of that interval's keys).
+    pub(crate) members: BTreeMap<Height, Arc<Membership>>,
     /// The highest interval whose summary's keys were loaded.
     keys_through: Option<Height>,
     /// Summaries computed for blocks on a parent (by parent hash), so a
     /// summary is built once however many proposals repeat it.
-    by_parent: BTreeMap<CryptoHash, Arc<DkgSummary>>,
+    by_parent: BTreeMap<(CryptoHash, RegistryVersion), Arc<DkgSummary>>,
     /// (interval, kind) this node dealt.
     dealt: BTreeSet<(Height, ThresholdKey)>,
     /// (interval, kind, dealer) of chain dealings whose share this node
@@ -216,6 +220,23 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     /// and the next).
     pub fn latest_summary(&self) -> Option<&DkgSummary> {
         self.dkg.summaries.last_key_value().map(|(_, s)| &**s)
+    }
+
+    /// The members at height `h` (the holders of its interval's keys), once
+    /// that interval's summary is known here.
+    pub fn members_at(&self, h: Height) -> Option<Arc<Membership>> {
+        self.membership(h)
+    }
+
+    /// Every node that holds keys of an interval in use here (the current
+    /// and next intervals' members, and the receivers of this interval's
+    /// dealings): the nodes this node must talk to.
+    pub fn members_in_use(&self) -> BTreeSet<NodeId> {
+        let mut out: BTreeSet<NodeId> = self.dkg.members.values().flat_map(|m| m.nodes().iter().copied()).collect();
+        if let Some(s) = self.latest_summary() {
+            out.extend(s.receivers.iter().copied());
+        }
+        out
     }
 
     /// Height of the catch-up package the chain currently starts from.
@@ -334,8 +355,11 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         self.cfg.node_id
     }
 
-    pub(crate) fn membership(&self) -> &Membership {
-        &self.cfg.membership
+    /// The members at height `h`: the holders of its interval's keys (the
+    /// committee changes only at interval starts, as the keys do). `None`
+    /// until that interval's summary is known.
+    pub(crate) fn membership(&self, h: Height) -> Option<Arc<Membership>> {
+        self.dkg.members.get(&crate::dkg::interval_start(h, self.interval_length())).cloned()
     }
 
     /// The committees of height `h`, from the beacon of `h − 1`.
@@ -347,7 +371,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             return Some(r.clone());
         }
         let bh = self.beacon_hash(pool, Height(h.0 - 1))?;
-        let r = Arc::new(self.cfg.membership.round(&bh));
+        let r = Arc::new(self.membership(h)?.round(&bh));
         self.rounds.insert(h, r.clone());
         Some(r)
     }
@@ -427,7 +451,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let Some(parent) = self.beacon_hash(pool, v.beacon) else { return Vec::new() };
         let content = RandomBeaconContent { height: h, parent };
         let shares: Vec<(NodeId, &[u8])> = sorted_shares(pool.beacon_shares_at(h).filter(|s| s.content == content));
-        let threshold = self.membership().beacon_threshold();
+        let Some(threshold) = self.membership(h).map(|m| m.beacon_threshold()) else { return Vec::new() };
         if shares.len() < threshold {
             return Vec::new();
         }
@@ -448,7 +472,6 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     }
 
     fn aggregate_tapes(&mut self, pool: &ArtifactPool, _: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
-        let threshold = self.membership().beacon_threshold();
         let mut by_height: BTreeMap<Height, Vec<&Share<RandomTapeContent>>> = BTreeMap::new();
         for (_, m) in pool.validated_between(ArtifactKind::RandomTapeShare, self.next_batch_height, Height(u64::MAX)) {
             if let ConsensusMessage::RandomTapeShare(s) = m {
@@ -457,6 +480,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
         let mut out = Vec::new();
         for (h, shares) in by_height {
+            let Some(threshold) = self.membership(h).map(|m| m.beacon_threshold()) else { continue };
             if shares.len() < threshold || pool.tape(h).is_some() {
                 continue;
             }
@@ -499,9 +523,11 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         exists: impl Fn(&T) -> bool,
         wrap: fn(MultiSignature<T>) -> ConsensusMessage,
     ) -> Vec<ChangeAction> {
-        let threshold = self.membership().notarization_threshold();
         let mut out = Vec::new();
         for (content, shares) in groups {
+            let Some(threshold) = self.membership(content.height()).map(|m| m.notarization_threshold()) else {
+                continue;
+            };
             if shares.len() < threshold || exists(&content) {
                 continue;
             }
@@ -601,7 +627,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     fn make_beacon_share(&mut self, pool: &ArtifactPool, v: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
         let h = v.beacon.increment();
         let me = self.me();
-        if h > v.notarized.increment() || !self.membership().contains(&me) {
+        if h > v.notarized.increment() || !self.membership(h).is_some_and(|m| m.contains(&me)) {
             return Vec::new();
         }
         if pool.beacon_shares_at(h).any(|s| s.signer == me) {
@@ -624,14 +650,14 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     /// pick a block knowing the randomness it will execute with.
     fn make_tape_shares(&mut self, pool: &ArtifactPool, v: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
         let me = self.me();
-        if !self.membership().contains(&me) {
-            return Vec::new();
-        }
         let lo = self.next_batch_height;
         let hi = Height(v.finalized.0.min(lo.0 + TAPE_SHARES_PER_PASS - 1));
         let mut out = Vec::new();
         let mut h = lo;
         while h <= hi {
+            if !self.membership(h).is_some_and(|m| m.contains(&me)) {
+                break;
+            }
             if pool.tape(h).is_none() && !pool.tape_shares_at(h).any(|s| s.signer == me) {
                 let content = RandomTapeContent { height: h };
                 match self.crypto.sign_threshold_share(self.key(ThresholdKey::Low, h), &content.signing_bytes()) {
@@ -698,7 +724,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         // Only undelivered ancestors: the handler heard of the rest.
         let past = Self::ancestors(pool, parent.height(), parent.hash(), self.next_batch_height);
         let dkg = if self.cfg.params.is_interval_start(h) {
-            DkgPayload::Summary(Box::new((*self.summary_on(pool, parent)?).clone()))
+            DkgPayload::Summary(Box::new((*self.summary_on(pool, parent, context.registry_version)?).clone()))
         } else {
             self.dkg_data_on(pool, parent)?
         };
@@ -783,8 +809,8 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             ConsensusMessage::CatchUpPackageShare(s) => Some(s),
             _ => None,
         });
-        let threshold = self.membership().catch_up_threshold();
         for (content, shares) in groups {
+            let Some(threshold) = self.membership(content.height).map(|m| m.catch_up_threshold()) else { continue };
             if shares.len() < threshold || pool.has_catch_up_from(content.height) {
                 continue;
             }
@@ -855,6 +881,9 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                     // share) is still loaded for verifying; signing fails.
                     let _ = self.crypto.load_transcript(KeyId { kind, interval }, pair.get(kind));
                 }
+                if let Ok(m) = Membership::new(pair.high.receivers.iter().copied()) {
+                    self.dkg.members.insert(interval, Arc::new(m));
+                }
             }
             self.dkg.summaries.insert(s, summary);
             self.dkg.keys_through = Some(s);
@@ -864,6 +893,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             let delivering = crate::dkg::interval_start(self.next_batch_height, l);
             let keep = Height(k.0.min(delivering.0).saturating_sub(l));
             self.dkg.summaries = self.dkg.summaries.split_off(&keep);
+            self.dkg.members = self.dkg.members.split_off(&keep);
             self.crypto.retain_keys_from(keep);
             self.dkg.dealt = self.dkg.dealt.split_off(&(keep, ThresholdKey::Low));
             self.dkg.checked = self.dkg.checked.split_off(&(keep, ThresholdKey::Low, NodeId::default()));
@@ -905,20 +935,33 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
 
     /// The summary a block on `parent` (the last block of an interval)
     /// must carry: computed from the chain, once per parent.
-    pub(crate) fn summary_on(&mut self, pool: &ArtifactPool, parent: &BlockProposal) -> Option<Arc<DkgSummary>> {
-        if let Some(x) = self.dkg.by_parent.get(&parent.hash()) {
+    pub(crate) fn summary_on(
+        &mut self,
+        pool: &ArtifactPool,
+        parent: &BlockProposal,
+        registry_version: RegistryVersion,
+    ) -> Option<Arc<DkgSummary>> {
+        let cache_key = (parent.hash(), registry_version);
+        if let Some(x) = self.dkg.by_parent.get(&cache_key) {
             return Some(x.clone());
         }
         let h = parent.height().increment();
         let previous = Height(h.0.checked_sub(self.interval_length())?);
         let (summary, blocks) = Self::interval_on(pool, parent, previous)?;
         let contents = IntervalContents::collect(blocks);
-        let receivers = self.cfg.membership.nodes().to_vec();
+        // Who receives this interval's dealings (the members two intervals
+        // on): the subnet's members at the block's registry version.
+        let mut receivers = self.cfg.registry.members_at(registry_version)?;
+        receivers.sort();
+        receivers.dedup();
+        if receivers.is_empty() {
+            return None;
+        }
         let next = Arc::new(crate::dkg::next_summary(&self.crypto, summary, &contents, h, receivers));
         if self.dkg.by_parent.len() >= 8 {
             self.dkg.by_parent.clear();
         }
-        self.dkg.by_parent.insert(parent.hash(), next.clone());
+        self.dkg.by_parent.insert(cache_key, next.clone());
         Some(next)
     }
 

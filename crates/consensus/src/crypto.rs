@@ -524,15 +524,22 @@ pub enum KeySetupError {
 /// The public keys of a subnet, as the registry publishes them: node
 /// signing keys, multi-signature keys and key-generation encryption keys
 /// (both PoP-checked), and the genesis threshold keys (a trusted dealer's;
-/// later intervals' keys come from the chain).
-#[derive(Clone, Debug)]
+/// later intervals' keys come from the chain). Nodes that join later are
+/// added with [`SubnetPublicKeys::add_node`].
+#[derive(Debug)]
 pub struct SubnetPublicKeys {
     membership: Membership,
-    signing_keys: BTreeMap<NodeId, [u8; 32]>,
-    multisig_keys: BTreeMap<NodeId, bls::PublicKey>,
-    encryption_keys: BTreeMap<NodeId, bls::PublicKey>,
+    nodes: std::sync::RwLock<NodeKeys>,
     low: bls::PublicCoefficients,
     high: bls::PublicCoefficients,
+}
+
+/// Every known node's public keys.
+#[derive(Debug, Default)]
+struct NodeKeys {
+    signing: BTreeMap<NodeId, [u8; 32]>,
+    multisig: BTreeMap<NodeId, bls::PublicKey>,
+    encryption: BTreeMap<NodeId, bls::PublicKey>,
 }
 
 impl SubnetPublicKeys {
@@ -554,10 +561,14 @@ impl SubnetPublicKeys {
                 return Err(KeySetupError::WrongThreshold { expected, actual: key.threshold() });
             }
         }
+        // Keys of every node given (members and nodes that may join later);
+        // every genesis member must have them.
         let checked = |keys: &BTreeMap<NodeId, (bls::PublicKey, bls::Signature)>, what: &'static str| {
+            if let Some(node) = membership.nodes().iter().find(|n| !keys.contains_key(n)) {
+                return Err(KeySetupError::MissingKey(*node, what));
+            }
             let mut out = BTreeMap::new();
-            for node in membership.nodes() {
-                let (pk, pop) = keys.get(node).ok_or(KeySetupError::MissingKey(*node, what))?;
+            for (node, (pk, pop)) in keys {
                 bls::verify_pop(pk, pop).map_err(|_| KeySetupError::BadProofOfPossession(*node))?;
                 out.insert(*node, *pk);
             }
@@ -568,14 +579,44 @@ impl SubnetPublicKeys {
         if let Some(node) = membership.nodes().iter().find(|n| !signing_keys.contains_key(n)) {
             return Err(KeySetupError::MissingKey(*node, "signing"));
         }
+        let nodes = NodeKeys { signing: signing_keys, multisig: multisig_keys, encryption: encryption_keys };
         Ok(SubnetPublicKeys {
             membership,
-            signing_keys,
-            multisig_keys,
-            encryption_keys,
+            nodes: std::sync::RwLock::new(nodes),
             low: low_threshold_key.clone(),
             high: high_threshold_key.clone(),
         })
+    }
+
+    /// Adds (or replaces) a node's public keys after checking the proofs of
+    /// possession: a node that joins the subnet by a registry change.
+    pub fn add_node(
+        &self,
+        node: NodeId,
+        signing: [u8; 32],
+        multisig: (bls::PublicKey, bls::Signature),
+        encryption: (bls::PublicKey, bls::Signature),
+    ) -> Result<(), KeySetupError> {
+        for (pk, pop) in [&multisig, &encryption] {
+            bls::verify_pop(pk, pop).map_err(|_| KeySetupError::BadProofOfPossession(node))?;
+        }
+        let mut nodes = self.nodes.write().expect("node keys lock");
+        nodes.signing.insert(node, signing);
+        nodes.multisig.insert(node, multisig.0);
+        nodes.encryption.insert(node, encryption.0);
+        Ok(())
+    }
+
+    fn signing_key(&self, node: &NodeId) -> Option<[u8; 32]> {
+        self.nodes.read().expect("node keys lock").signing.get(node).copied()
+    }
+
+    fn multisig_key(&self, node: &NodeId) -> Option<bls::PublicKey> {
+        self.nodes.read().expect("node keys lock").multisig.get(node).copied()
+    }
+
+    fn encryption_key(&self, node: &NodeId) -> Option<bls::PublicKey> {
+        self.nodes.read().expect("node keys lock").encryption.get(node).copied()
     }
 
     /// The members these keys are for.
@@ -637,6 +678,13 @@ pub struct SubnetKeys {
 /// Derives a subnet of `n` nodes and all its keys from `seed`
 /// (deterministic: the same seed gives the same node ids and keys).
 pub fn generate_subnet_keys(seed: [u8; 32], n: usize) -> Result<SubnetKeys, KeySetupError> {
+    generate_subnet_keys_with(seed, n, n)
+}
+
+/// Like [`generate_subnet_keys`], but only the first `members` nodes (in
+/// node-id order) are genesis members with shares of the genesis keys; the
+/// others have node keys only (they can join later).
+pub fn generate_subnet_keys_with(seed: [u8; 32], n: usize, members: usize) -> Result<SubnetKeys, KeySetupError> {
     let derive = |tag: &[u8], i: usize| -> [u8; 32] {
         let mut h = sha2::Sha256::new();
         h.update(b"cairn-consensus-test-keys");
@@ -647,16 +695,20 @@ pub fn generate_subnet_keys(seed: [u8; 32], n: usize) -> Result<SubnetKeys, KeyS
     };
     let mut signing: Vec<NodeSigningKey> = (0..n).map(|i| NodeSigningKey::from_seed(derive(b"node", i))).collect();
     signing.sort_by_key(|k| k.node_id());
-    let membership = Membership::new(signing.iter().map(|k| k.node_id()))?;
+    let members = members.clamp(1, n);
+    let membership = Membership::new(signing.iter().take(members).map(|k| k.node_id()))?;
     let (coefficients, shares) =
-        bls::generate_threshold_keys(derive(b"threshold", 0), membership.beacon_threshold(), n)?;
+        bls::generate_threshold_keys(derive(b"threshold", 0), membership.beacon_threshold(), members)?;
     let (high_coefficients, high_shares) =
-        bls::generate_threshold_keys(derive(b"high-threshold", 0), membership.catch_up_threshold(), n)?;
+        bls::generate_threshold_keys(derive(b"high-threshold", 0), membership.catch_up_threshold(), members)?;
+    let mut shares = shares.into_iter().map(Some).chain(std::iter::repeat(None));
+    let mut high_shares = high_shares.into_iter().map(Some).chain(std::iter::repeat(None));
     let mut signing_keys = BTreeMap::new();
     let mut multisig_keys = BTreeMap::new();
     let mut encryption_keys = BTreeMap::new();
     let mut secrets = Vec::with_capacity(n);
-    for (i, ((key, share), high)) in signing.into_iter().zip(shares).zip(high_shares).enumerate() {
+    for (i, key) in signing.into_iter().enumerate() {
+        let (share, high) = (shares.next().flatten(), high_shares.next().flatten());
         let multisig = bls::SecretKey::from_seed(derive(b"multisig", i));
         let encryption = bls::SecretKey::from_seed(derive(b"encryption", i));
         signing_keys.insert(key.node_id(), key.public_key_bytes());
@@ -666,8 +718,8 @@ pub fn generate_subnet_keys(seed: [u8; 32], n: usize) -> Result<SubnetKeys, KeyS
             signing: key,
             multisig,
             encryption,
-            threshold_share: Some(share),
-            high_threshold_share: Some(high),
+            threshold_share: share,
+            high_threshold_share: high,
         });
     }
     let public = SubnetPublicKeys::new(
@@ -736,6 +788,11 @@ impl BlsCrypto {
         BlsCrypto { me: secrets.signing.node_id(), secrets, public, keys }
     }
 
+    /// The subnet's public keys (nodes that join are added here).
+    pub fn public_keys(&self) -> &Arc<SubnetPublicKeys> {
+        &self.public
+    }
+
     /// The interval keys this node loaded (for certification).
     pub fn key_store(&self) -> Arc<ThresholdKeyStore> {
         self.keys.clone()
@@ -750,10 +807,7 @@ impl BlsCrypto {
     }
 
     fn encryption_keys(&self, receivers: &[NodeId]) -> Result<Vec<bls::PublicKey>, DkgCryptoError> {
-        receivers
-            .iter()
-            .map(|r| self.public.encryption_keys.get(r).copied().ok_or(DkgCryptoError::UnknownReceiver(*r)))
-            .collect()
+        receivers.iter().map(|r| self.public.encryption_key(r).ok_or(DkgCryptoError::UnknownReceiver(*r))).collect()
     }
 
     /// Randomness for this node's dealings and proofs: derived from its
@@ -848,8 +902,8 @@ impl ConsensusCrypto for BlsCrypto {
     }
 
     fn verify_basic(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        let key = self.public.signing_keys.get(signer).ok_or(CryptoError::UnknownSigner(*signer))?;
-        verify_ed25519(key, msg, sig).map_err(|_| CryptoError::VerificationFailed)
+        let key = self.public.signing_key(signer).ok_or(CryptoError::UnknownSigner(*signer))?;
+        verify_ed25519(&key, msg, sig).map_err(|_| CryptoError::VerificationFailed)
     }
 
     fn sign_multi_share(&self, msg: &[u8]) -> Vec<u8> {
@@ -857,7 +911,7 @@ impl ConsensusCrypto for BlsCrypto {
     }
 
     fn verify_multi_share(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        let key = self.public.multisig_keys.get(signer).ok_or(CryptoError::UnknownSigner(*signer))?;
+        let key = self.public.multisig_key(signer).ok_or(CryptoError::UnknownSigner(*signer))?;
         bls_result(key.verify(msg, &Self::bls_sig(sig)?))
     }
 
@@ -871,7 +925,7 @@ impl ConsensusCrypto for BlsCrypto {
     fn verify_multi(&self, signers: &[NodeId], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         let keys = signers
             .iter()
-            .map(|s| self.public.multisig_keys.get(s).copied().ok_or(CryptoError::UnknownSigner(*s)))
+            .map(|s| self.public.multisig_key(s).ok_or(CryptoError::UnknownSigner(*s)))
             .collect::<Result<Vec<_>, _>>()?;
         bls_result(bls::verify_multi(&keys, msg, &Self::bls_sig(sig)?))
     }

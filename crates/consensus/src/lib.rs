@@ -72,11 +72,11 @@ pub mod validator;
 #[cfg(test)]
 mod tests;
 
-pub use committee::{Membership, MembershipError, RoundCommittee, faults_tolerated};
+pub use committee::{FixedMembers, Membership, MembershipError, RoundCommittee, SubnetRegistry, faults_tolerated};
 pub use consensus::{Consensus, ConsensusConfig, LocalState, StepOutput};
 pub use crypto::{
     BlsCrypto, ConsensusCrypto, CryptoError, FakeCrypto, KeyId, KeySetupError, LoadedKey, NodeSecretKeys, SubnetKeys,
-    SubnetPublicKeys, ThresholdKey, ThresholdKeyStore, generate_subnet_keys,
+    SubnetPublicKeys, ThresholdKey, ThresholdKeyStore, generate_subnet_keys, generate_subnet_keys_with,
 };
 pub use hash::CryptoHash;
 pub use params::ConsensusParams;

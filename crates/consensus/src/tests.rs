@@ -73,7 +73,7 @@ impl Cluster {
     fn engine(&self, i: usize, next: Height) -> Consensus<FakeCrypto, TestPayload> {
         let cfg = ConsensusConfig {
             node_id: node_id(i),
-            membership: self.membership.clone(),
+            registry: Arc::new(crate::FixedMembers(self.membership.nodes().to_vec())),
             params: self.params.clone(),
             genesis: self.genesis.clone(),
         };

@@ -354,7 +354,8 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         pass: &mut Pass<'_>,
         out: &mut Vec<ChangeAction>,
     ) -> Option<Combined> {
-        let threshold = self.membership().beacon_threshold();
+        let membership = self.membership(content.height())?;
+        let threshold = membership.beacon_threshold();
         let mut chosen: BTreeMap<NodeId, &[u8]> = pool
             .validated_at(T::SHARE_KIND, content.height())
             .filter_map(&share)
@@ -366,7 +367,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             if chosen.len() >= threshold {
                 break;
             }
-            if s.content != content || !self.membership().contains(&s.signer) || chosen.contains_key(&s.signer) {
+            if s.content != content || !membership.contains(&s.signer) || chosen.contains_key(&s.signer) {
                 continue;
             }
             chosen.insert(s.signer, &s.signature);
@@ -425,7 +426,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             chosen.insert(s.signer, &s.signature);
             used.push(id);
         }
-        if chosen.len() < self.membership().notarization_threshold() {
+        if chosen.len() < self.membership(h)?.notarization_threshold() {
             return None;
         }
         let shares: Vec<(NodeId, &[u8])> = chosen.into_iter().collect();
@@ -479,7 +480,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if s.content.parent != prev {
             return Err(InvalidArtifact::BeaconParentMismatch.into());
         }
-        if !self.membership().contains(&s.signer) {
+        if !self.membership(h).ok_or(Verdict::Defer)?.contains(&s.signer) {
             return Err(InvalidArtifact::NotEntitled(s.signer).into());
         }
         let key = (ArtifactKind::RandomBeaconShare, h, s.signer, CryptoHash::ZERO);
@@ -530,7 +531,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if h <= self.catch_up_height || pool.has_catch_up_from(h) {
             return Err(Verdict::Irrelevant);
         }
-        if !self.membership().contains(&s.signer) {
+        if !self.membership(h).ok_or(Verdict::Defer)?.contains(&s.signer) {
             return Err(InvalidArtifact::NotEntitled(s.signer).into());
         }
         let key = (ArtifactKind::CatchUpPackageShare, h, s.signer, CryptoHash::ZERO);
@@ -574,7 +575,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if h < self.next_batch_height || pool.tape(h).is_some() {
             return Err(Verdict::Irrelevant);
         }
-        if !self.membership().contains(&s.signer) {
+        if !self.membership(h).ok_or(Verdict::Defer)?.contains(&s.signer) {
             return Err(InvalidArtifact::NotEntitled(s.signer).into());
         }
         let key = (ArtifactKind::RandomTapeShare, h, s.signer, CryptoHash::ZERO);
@@ -652,7 +653,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if let Some(s) = m.signers.iter().find(|s| !round.is_notary(s)) {
             return Err(InvalidArtifact::NotEntitled(*s).into());
         }
-        let needed = self.membership().notarization_threshold();
+        let needed = self.membership(h).ok_or(Verdict::Defer)?.notarization_threshold();
         if m.signers.len() < needed {
             return Err(InvalidArtifact::NotEnoughSigners { got: m.signers.len(), needed }.into());
         }
@@ -809,7 +810,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let h = block.height;
         let l = self.cfg.params.interval_length.max(1);
         if self.cfg.params.is_interval_start(h) {
-            let expected = self.summary_on(pool, parent).ok_or(Verdict::Defer)?;
+            let expected = self.summary_on(pool, parent, block.context.registry_version).ok_or(Verdict::Defer)?;
             return match block.dkg.summary() {
                 Some(summary) if *summary == *expected => Ok(()),
                 _ => Err(InvalidArtifact::Dkg(DkgPayloadError::WrongSummary.to_string()).into()),

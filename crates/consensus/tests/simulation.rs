@@ -317,3 +317,42 @@ fn key_generation_under_faults() {
         assert!(fresh * 2 > intervals, "most intervals made new keys");
     }
 }
+
+/// Membership changes by registry versions (real BLS): a fifth node joins a
+/// four-node subnet, then a genesis member leaves; each change takes effect
+/// at an interval boundary, the new node receives shares by resharing, the
+/// subnet key never changes, and once a further member crashes the
+/// remaining three (the new node among them) carry the subnet on their own.
+#[test]
+fn membership_changes_keep_the_subnet_key() {
+    let mut sc = Scenario::calm(5, 91);
+    sc.crypto = CryptoKind::Real;
+    sc.params.interval_length = 10;
+    sc.params.purge_margin = 5;
+    sc.genesis_members = vec![0, 1, 2, 3];
+    sc.membership_changes = vec![(2_000, vec![0, 1, 2, 3, 4]), (15_000, vec![1, 2, 3, 4])];
+    sc.crashes.push(sim::Crash { node: 1, at_ms: 35_000, restart_ms: None });
+    sc.end_ms = 55_000;
+    let sim = Sim::new(sc.clone());
+    let ids: Vec<_> = (0..5).map(|i| sim.node_id(i)).collect();
+    let r = run_or_panic(sc);
+    let subnet_key = group_key(&r.summaries[0].current.high);
+    let committees: Vec<Vec<_>> = r.summaries.iter().map(|s| s.current.high.receivers.clone()).collect();
+    for s in &r.summaries {
+        assert_eq!(group_key(&s.current.high), subnet_key, "the subnet key changed at {}", s.height);
+        assert_eq!(group_key(&s.next.high), subnet_key, "the subnet key changed at {}", s.height);
+        assert_eq!(s.current.low.receivers, s.current.high.receivers, "both keys have the same holders");
+    }
+    let all: Vec<_> = ids.clone();
+    let without_0: Vec<_> = ids[1..].to_vec();
+    let five = committees.iter().position(|c| *c == all).expect("the new node joined");
+    let four = committees.iter().position(|c| *c == without_0).expect("node 0 left");
+    assert!(five < four, "committees {committees:?}");
+    assert!(committees[..five].iter().all(|c| c.len() == 4 && !c.contains(&ids[4])));
+    assert!(committees[four..].iter().all(|c| *c == without_0), "membership settles: {committees:?}");
+    // After node 1 crashed, nodes 2, 3 and 4 (3 of 4) kept finalizing: node
+    // 4 signs with the shares it got by resharing.
+    let (_, at_crash) = r.delivered_at_crash[0];
+    let end = r.delivered[2];
+    assert!(end >= at_crash + 20, "only {at_crash} → {end} heights after the crash");
+}

@@ -1,7 +1,7 @@
 //! Blocks: what consensus agrees on, and what execution consumes.
 
 use cairn_types::messages::Ingress;
-use cairn_types::{Height, Time};
+use cairn_types::{Height, RegistryVersion, Time};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -15,6 +15,9 @@ pub struct Block {
     /// The random tape of this height (seed of `raw_rand`).
     pub randomness: [u8; 32],
     pub ingress: Vec<Ingress>,
+    /// The registry version the block was made under (it decides which
+    /// nodes the state tree lists for the subnet).
+    pub registry_version: RegistryVersion,
 }
 
 impl Block {

@@ -16,6 +16,7 @@ pub mod certification;
 pub mod ingress_pool;
 pub mod metrics;
 mod query_pool;
+pub mod registry_view;
 pub mod replica;
 pub mod store;
 pub mod subnet;
@@ -150,7 +151,7 @@ fn genesis_state(registry: &Registry, subnet: &cairn_registry::SubnetRecord) -> 
         registry.root_key_der().to_vec(),
     );
     meta.routing_table = registry.routing_table.clone();
-    meta.registry_version = registry.version;
+    meta.registry_version = subnet.genesis_registry_version;
     meta.subnet_admins = subnet.admins.clone();
     ReplicatedState::new(meta)
 }
@@ -173,17 +174,23 @@ impl Node {
         };
         let env = ExecutionEnvironment::new(config.execution.clone()).map_err(|e| NodeError::Engine(e.to_string()))?;
         let engine = env.shared_engine();
+        // The state tree lists the subnet's nodes at the registry version of
+        // the tip's block (every replica lists the same).
+        let registry_view = Arc::new(registry_view::RegistryView::new(subnet.subnet_id, registry.clone()));
+        let tree_version = state.metadata.registry_version;
         let tree_info = SubnetTreeInfo {
             subnet_id: subnet.subnet_id,
             public_key_der: subnet.public_key_der.clone(),
             subnet_type: subnet.subnet_type,
             canister_ranges: registry.routing_table.ranges_of(&subnet.subnet_id),
-            nodes: subnet
-                .members
-                .iter()
-                .filter_map(|n| registry.nodes.get(n))
-                .map(|r| (r.node_id, r.signing_key_der.clone()))
-                .collect(),
+            nodes: registry_view.nodes_at(tree_version).unwrap_or_else(|| {
+                subnet
+                    .members
+                    .iter()
+                    .filter_map(|n| registry.nodes.get(n))
+                    .map(|r| (r.node_id, r.signing_key_der.clone()))
+                    .collect()
+            }),
         };
         let (certified_tx, _) = tokio::sync::watch::channel(Height(0));
         let shared = Arc::new(Shared {
@@ -195,7 +202,7 @@ impl Node {
         });
         let metrics = NodeMetrics::default();
         let certifier = Certifier {
-            key_share: config.secrets.threshold_key()?,
+            key_share: if config.secrets.has_genesis_shares() { Some(config.secrets.threshold_key()?) } else { None },
             index: config.secrets.threshold_index as cairn_crypto::bls::NodeIndex,
             threshold: subnet.threshold,
         };
@@ -205,6 +212,8 @@ impl Node {
             state,
             last_block_hash,
             builder: StateTreeBuilder::new(tree_info),
+            registry: registry_view,
+            tree_version,
             store: store.clone(),
             checkpoints: checkpoints.clone(),
             certifier,
@@ -293,48 +302,70 @@ fn start_solo(mut replica: Replica) -> Result<std::thread::JoinHandle<()>, NodeE
     Ok(thread)
 }
 
-/// The consensus view of the registry: members, keys, genesis.
+/// A node record's public keys as consensus checks them: the raw Ed25519
+/// signing key, and the multi-signature and key-generation encryption keys
+/// with their proofs of possession.
+type NodeKeyTriple = (
+    [u8; 32],
+    (cairn_crypto::bls::PublicKey, cairn_crypto::bls::Signature),
+    (cairn_crypto::bls::PublicKey, cairn_crypto::bls::Signature),
+);
+
+pub(crate) fn node_public_keys(record: &cairn_registry::NodeRecord) -> Result<NodeKeyTriple, NodeError> {
+    use cairn_crypto::bls;
+    let crypto_err = |e: &dyn std::fmt::Display| NodeError::Crypto(format!("node {}: {e}", record.node_id));
+    let der = &record.signing_key_der;
+    let raw: [u8; 32] = der
+        .get(der.len().saturating_sub(32)..)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| NodeError::Crypto(format!("node {} has a malformed signing key", record.node_id)))?;
+    let pk = bls::PublicKey::from_bytes(&record.multisig_public_key).map_err(|e| crypto_err(&e))?;
+    let pop = bls::Signature::from_bytes(&record.multisig_pop).map_err(|e| crypto_err(&e))?;
+    let epk = bls::PublicKey::from_bytes(&record.dkg_encryption_key).map_err(|e| crypto_err(&e))?;
+    let epop = bls::Signature::from_bytes(&record.dkg_encryption_pop).map_err(|e| crypto_err(&e))?;
+    Ok((raw, (pk, pop), (epk, epop)))
+}
+
+/// The consensus view of the registry: genesis members and keys, every
+/// node's public keys, and the registry consensus asks about later versions.
 fn consensus_setup(
     config: &NodeConfig,
     subnet: &cairn_registry::SubnetRecord,
+    registry_view: Arc<registry_view::RegistryView>,
 ) -> Result<(cairn_consensus::ConsensusConfig, cairn_consensus::BlsCrypto), NodeError> {
     use cairn_consensus::{BlsCrypto, ConsensusConfig, Genesis, Membership, NodeSecretKeys, SubnetPublicKeys};
     use cairn_crypto::bls;
     let crypto_err = |e: &dyn std::fmt::Display| NodeError::Crypto(e.to_string());
     let registry = &config.registry;
-    let membership = Membership::new(subnet.members.iter().copied()).map_err(|e| crypto_err(&e))?;
-    if membership.nodes() != subnet.members.as_slice() {
+    // The genesis keys were dealt to the members at the subnet's first version.
+    let genesis_members = registry
+        .subnet_members_at(&subnet.subnet_id, subnet.genesis_registry_version)
+        .ok_or_else(|| NodeError::Crypto("the registry lacks the subnet's genesis membership".into()))?;
+    let membership = Membership::new(genesis_members.iter().copied()).map_err(|e| crypto_err(&e))?;
+    if membership.nodes() != genesis_members {
         return Err(NodeError::Crypto("the registry lists the subnet's members out of node-id order".into()));
     }
     let mut signing_keys = std::collections::BTreeMap::new();
     let mut multisig_keys = std::collections::BTreeMap::new();
     let mut encryption_keys = std::collections::BTreeMap::new();
-    for node in &subnet.members {
-        let record = registry.nodes.get(node).ok_or(cairn_registry::RegistryError::UnknownNode(*node))?;
-        let der = &record.signing_key_der;
-        let raw: [u8; 32] = der
-            .get(der.len().saturating_sub(32)..)
-            .and_then(|k| k.try_into().ok())
-            .ok_or_else(|| NodeError::Crypto(format!("node {node} has a malformed signing key")))?;
-        signing_keys.insert(*node, raw);
-        let pk = bls::PublicKey::from_bytes(&record.multisig_public_key).map_err(|e| crypto_err(&e))?;
-        let pop = bls::Signature::from_bytes(&record.multisig_pop).map_err(|e| crypto_err(&e))?;
-        multisig_keys.insert(*node, (pk, pop));
-        let pk = bls::PublicKey::from_bytes(&record.dkg_encryption_key).map_err(|e| crypto_err(&e))?;
-        let pop = bls::Signature::from_bytes(&record.dkg_encryption_pop).map_err(|e| crypto_err(&e))?;
-        encryption_keys.insert(*node, (pk, pop));
+    for record in registry.nodes.values() {
+        let (signing, multisig, encryption) = node_public_keys(record)?;
+        signing_keys.insert(record.node_id, signing);
+        multisig_keys.insert(record.node_id, multisig);
+        encryption_keys.insert(record.node_id, encryption);
     }
     let beacon = bls::PublicCoefficients::from_bytes(&subnet.beacon_public_coefficients).map_err(|e| crypto_err(&e))?;
     let subnet_key = bls::PublicCoefficients::from_bytes(&subnet.public_coefficients).map_err(|e| crypto_err(&e))?;
     let public =
         SubnetPublicKeys::new(membership.clone(), signing_keys, multisig_keys, encryption_keys, &beacon, &subnet_key)
             .map_err(|e| crypto_err(&e))?;
+    let genesis_shares = config.secrets.has_genesis_shares();
     let secrets = NodeSecretKeys {
         signing: config.secrets.signing_key(),
         multisig: config.secrets.multisig_secret()?,
         encryption: config.secrets.dkg_encryption_secret()?,
-        threshold_share: Some(config.secrets.beacon_key()?),
-        high_threshold_share: Some(config.secrets.threshold_key()?),
+        threshold_share: if genesis_shares { Some(config.secrets.beacon_key()?) } else { None },
+        high_threshold_share: if genesis_shares { Some(config.secrets.threshold_key()?) } else { None },
     };
     let seed: [u8; 32] = subnet
         .genesis_random_seed
@@ -351,11 +382,11 @@ fn consensus_setup(
     };
     let cfg = ConsensusConfig {
         node_id: config.secrets.node_id,
-        membership: Arc::new(membership),
+        registry: registry_view,
         params,
         genesis: Genesis {
             time: cairn_types::Time::from_nanos(subnet.genesis_time_nanos),
-            registry_version: registry.version,
+            registry_version: subnet.genesis_registry_version,
             random_seed: seed,
             summary: public.genesis_summary(),
         },
@@ -379,7 +410,8 @@ fn start_subnet(
     use subnet::PeerMessage;
     let node_id = config.secrets.node_id;
     let registry = &config.registry;
-    let (consensus_config, crypto) = consensus_setup(config, subnet)?;
+    let registry_view = replica.registry.clone();
+    let (consensus_config, crypto) = consensus_setup(config, subnet, registry_view.clone())?;
     let own = registry.nodes.get(&node_id).ok_or(cairn_registry::RegistryError::UnknownNode(node_id))?;
     let peers = subnet
         .members
@@ -516,10 +548,22 @@ fn start_subnet(
         blocks_tx,
         state_roots,
         driver_shared.clone(),
-        registry.version,
+        registry_view.clone(),
         metrics,
         config.subnet.status_interval,
+        runtime.handle().clone(),
     );
+    if let Some(path) = config.subnet.registry_path.clone() {
+        let (stop, driver_tx) = (driver_shared.clone(), driver_tx.clone());
+        registry_view::watch(
+            path,
+            registry_view,
+            move || stop.shutdown.load(Ordering::Acquire),
+            move |_| {
+                let _ = driver_tx.send(DriverEvent::Registry);
+            },
+        )?;
+    }
     let driver_thread = std::thread::Builder::new().name("consensus".into()).spawn(move || driver.run())?;
     Ok((replica_thread, driver_tx, SubnetParts { driver_thread, driver_shared, runtime }))
 }

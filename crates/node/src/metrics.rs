@@ -43,6 +43,11 @@ pub struct NodeMetrics {
     pub key_generation_interval: Gauge,
     pub keys_made_total: Counter,
     pub keys_kept_total: Counter,
+    /// Members of the subnet at the finalized height (the committee of its interval).
+    pub subnet_members: Gauge,
+    /// 1 while this node is one of them.
+    pub member: Gauge,
+    pub certification_shares_signed_total: Counter,
 }
 
 impl Default for NodeMetrics {
@@ -79,6 +84,9 @@ impl Default for NodeMetrics {
             key_generation_interval: Gauge::default(),
             keys_made_total: Counter::default(),
             keys_kept_total: Counter::default(),
+            subnet_members: Gauge::default(),
+            member: Gauge::default(),
+            certification_shares_signed_total: Counter::default(),
         }
     }
 }
@@ -168,6 +176,17 @@ impl NodeMetrics {
             "keys_made",
             "Summaries whose next keys came from the previous interval's dealings (fresh low key, reshared high key)",
             self.keys_made_total.clone(),
+        );
+        r.register(
+            "subnet_members",
+            "Members of the subnet at the finalized height (they hold that interval's keys)",
+            self.subnet_members.clone(),
+        );
+        r.register("member", "1 while this node is a member at the finalized height", self.member.clone());
+        r.register(
+            "certification_shares_signed",
+            "State roots this node signed with its share of the subnet key",
+            self.certification_shares_signed_total.clone(),
         );
         r.register(
             "keys_kept",

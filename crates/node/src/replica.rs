@@ -36,7 +36,9 @@ pub struct ReplicaParams {
 
 /// The threshold key material used to certify states.
 pub struct Certifier {
-    pub key_share: bls::SecretKey,
+    /// The genesis share (`None` for a node that joined later: it signs
+    /// with shares from the subnet's key generation instead).
+    pub key_share: Option<bls::SecretKey>,
     pub index: bls::NodeIndex,
     pub threshold: usize,
 }
@@ -45,7 +47,8 @@ impl Certifier {
     /// The threshold signature on a message. With one node the node's share
     /// is the whole key; a multi-node subnet combines shares from peers.
     fn sign(&self, message: &[u8]) -> Result<bls::Signature, NodeError> {
-        let share = bls::sign_share(&self.key_share, message);
+        let key = self.key_share.as_ref().ok_or_else(|| NodeError::Crypto("no genesis key share".into()))?;
+        let share = bls::sign_share(key, message);
         bls::combine(self.threshold, &[(self.index, share)]).map_err(|e| NodeError::Crypto(e.to_string()))
     }
 
@@ -64,6 +67,10 @@ pub struct Replica {
     pub(crate) state: ReplicatedState,
     pub(crate) last_block_hash: [u8; 32],
     pub(crate) builder: StateTreeBuilder,
+    /// The registry (for the subnet's nodes at each block's version).
+    pub(crate) registry: Arc<crate::registry_view::RegistryView>,
+    /// The registry version whose nodes the state tree lists.
+    pub(crate) tree_version: cairn_types::RegistryVersion,
     pub(crate) store: Arc<BlockStore>,
     pub(crate) checkpoints: Arc<Checkpoints>,
     pub(crate) certifier: Certifier,
@@ -135,6 +142,7 @@ impl Replica {
             time,
             randomness: self.certifier.random_tape(height)?,
             ingress,
+            registry_version: self.state.metadata.registry_version,
         };
         self.store.append(&block)?;
         self.metrics.block_height.set(height.0 as i64);
@@ -146,6 +154,17 @@ impl Replica {
     }
 
     fn execute(&mut self, block: &Block) {
+        if block.registry_version != self.tree_version
+            && let Some(nodes) = self.registry.nodes_at(block.registry_version)
+        {
+            if nodes != self.builder.info().nodes {
+                let mut info = self.builder.info().clone();
+                info.nodes = nodes;
+                self.builder = StateTreeBuilder::new(info);
+            }
+            self.tree_version = block.registry_version;
+            self.state.metadata.registry_version = block.registry_version;
+        }
         let batch = Batch {
             height: block.height,
             time: block.time,
@@ -221,8 +240,9 @@ impl Replica {
         time: Time,
         randomness: [u8; 32],
         ingress: Vec<cairn_types::messages::Ingress>,
+        registry_version: cairn_types::RegistryVersion,
     ) -> Result<(), NodeError> {
-        let block = Block { height, parent_hash: self.last_block_hash, time, randomness, ingress };
+        let block = Block { height, parent_hash: self.last_block_hash, time, randomness, ingress, registry_version };
         self.store.append(&block)?;
         self.metrics.block_height.set(height.0 as i64);
         self.execute(&block);
@@ -416,7 +436,7 @@ impl SubnetReplica {
                 block.height
             )));
         }
-        self.replica.apply_block(block.height, block.time, block.randomness, block.ingress)?;
+        self.replica.apply_block(block.height, block.time, block.randomness, block.ingress, block.registry_version)?;
         self.certify_tip()
     }
 
@@ -531,6 +551,7 @@ impl SubnetReplica {
 
     fn sign_and_send(&mut self, height: Height, root: [u8; 32], index: bls::NodeIndex, key_share: &bls::SecretKey) {
         let share = bls::sign_share(key_share, &state_root_message(&root));
+        self.replica.metrics.certification_shares_signed_total.inc();
         let message = crate::certification::CertificationShare {
             height,
             root_hash: root,

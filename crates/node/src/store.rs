@@ -89,6 +89,7 @@ mod tests {
             time: Time::from_secs(h),
             randomness: [1; 32],
             ingress: vec![],
+            registry_version: cairn_types::RegistryVersion(1),
         }
     }
 

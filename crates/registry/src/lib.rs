@@ -80,6 +80,14 @@ pub struct SubnetRecord {
     pub consensus: ConsensusParams,
     /// Principals allowed to create canisters by ingress.
     pub admins: Vec<Principal>,
+    /// The registry version the subnet was created at (its genesis block
+    /// names it; members join later versions).
+    #[serde(default = "first_version")]
+    pub genesis_registry_version: RegistryVersion,
+}
+
+fn first_version() -> RegistryVersion {
+    RegistryVersion(1)
 }
 
 /// A node.
@@ -115,8 +123,15 @@ pub struct Registry {
     /// The subnet whose key is the network's root key.
     pub root_subnet: SubnetId,
     pub subnets: BTreeMap<SubnetId, SubnetRecord>,
+    /// Every node ever added (records stay after a node leaves its subnet:
+    /// older registry versions and blocks still name it).
     pub nodes: BTreeMap<NodeId, NodeRecord>,
     pub routing_table: RoutingTable,
+    /// Subnet members at each earlier version: consensus and execution of
+    /// a block use the registry version the block names, so a node that
+    /// already knows a newer version must still answer for older ones.
+    #[serde(default)]
+    pub history: BTreeMap<RegistryVersion, BTreeMap<SubnetId, Vec<NodeId>>>,
 }
 
 /// Secrets one node keeps for itself.
@@ -146,6 +161,12 @@ impl NodeSecrets {
     pub fn signing_key(&self) -> NodeSigningKey {
         let seed: [u8; 32] = self.signing_seed.as_slice().try_into().expect("32-byte seed");
         NodeSigningKey::from_seed(seed)
+    }
+
+    /// Whether the node holds shares of its subnet's genesis keys (nodes
+    /// added later get shares by key generation instead).
+    pub fn has_genesis_shares(&self) -> bool {
+        !self.threshold_share.is_empty()
     }
 
     /// The node's threshold key share.
@@ -289,6 +310,7 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
         cost_subnet_size: config.cost_subnet_size,
         consensus: config.consensus.clone(),
         admins: config.admins.clone(),
+        genesis_registry_version: RegistryVersion(1),
     };
     let registry = Registry {
         version: RegistryVersion(1),
@@ -296,6 +318,7 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
         subnets: [(subnet_id, subnet)].into(),
         nodes,
         routing_table,
+        history: BTreeMap::new(),
     };
     (registry, secrets)
 }
@@ -345,6 +368,89 @@ impl Registry {
     /// The DER of the root key.
     pub fn root_key_der(&self) -> &[u8] {
         &self.subnets[&self.root_subnet].public_key_der
+    }
+
+    /// The members of `subnet` at `version` (sorted), if this registry
+    /// knows that version.
+    pub fn subnet_members_at(&self, subnet: &SubnetId, version: RegistryVersion) -> Option<&[NodeId]> {
+        if version == self.version {
+            return self.subnets.get(subnet).map(|s| s.members.as_slice());
+        }
+        self.history.get(&version)?.get(subnet).map(|m| m.as_slice())
+    }
+
+    /// Starts the next version: the current memberships go to the history.
+    fn next_version(&mut self) {
+        let members = self.subnets.iter().map(|(id, s)| (*id, s.members.clone())).collect();
+        self.history.insert(self.version, members);
+        self.version = RegistryVersion(self.version.0 + 1);
+    }
+
+    /// A new version in which a new node (fresh keys, listening on
+    /// `http_addr` and `p2p_addr`) joins `subnet`; returns its secrets. It
+    /// holds no genesis shares: it receives shares of the subnet's keys by
+    /// the subnet's key generation, from the interval the change takes
+    /// effect in.
+    pub fn add_node(
+        &mut self,
+        subnet: &SubnetId,
+        http_addr: SocketAddr,
+        p2p_addr: SocketAddr,
+        seed: [u8; 32],
+    ) -> Result<NodeSecrets, RegistryError> {
+        use rand::{RngCore, SeedableRng};
+        if !self.subnets.contains_key(subnet) {
+            return Err(RegistryError::Corrupt(format!("no subnet {subnet}")));
+        }
+        let mut rng = rand::rngs::StdRng::from_seed(seed);
+        let mut random = || {
+            let mut b = [0u8; 32];
+            rng.fill_bytes(&mut b);
+            b
+        };
+        let (signing_seed, multisig_seed, encryption_seed) = (random(), random(), random());
+        let key = NodeSigningKey::from_seed(signing_seed);
+        let multisig = bls::SecretKey::from_seed(multisig_seed);
+        let encryption = bls::SecretKey::from_seed(encryption_seed);
+        let node_id = key.node_id();
+        self.next_version();
+        self.nodes.insert(
+            node_id,
+            NodeRecord {
+                node_id,
+                signing_key_der: key.public_key_der().to_vec(),
+                http_addr,
+                p2p_addr,
+                multisig_public_key: multisig.public_key().to_bytes().to_vec(),
+                multisig_pop: bls::create_pop(&multisig).to_bytes().to_vec(),
+                dkg_encryption_key: encryption.public_key().to_bytes().to_vec(),
+                dkg_encryption_pop: bls::create_pop(&encryption).to_bytes().to_vec(),
+            },
+        );
+        let record = self.subnets.get_mut(subnet).expect("checked above");
+        record.members.push(node_id);
+        record.members.sort();
+        Ok(NodeSecrets {
+            node_id,
+            signing_seed: signing_seed.to_vec(),
+            threshold_share: Vec::new(),
+            threshold_index: 0,
+            multisig_key: multisig.to_bytes().to_vec(),
+            beacon_share: Vec::new(),
+            dkg_encryption_secret: encryption.to_bytes().to_vec(),
+        })
+    }
+
+    /// A new version in which `node` leaves its subnet (its record stays).
+    pub fn remove_node(&mut self, node: &NodeId) -> Result<(), RegistryError> {
+        let subnet = self.subnet_of(node).map(|s| s.subnet_id).ok_or(RegistryError::UnknownNode(*node))?;
+        let members = &self.subnets[&subnet].members;
+        if members.len() <= 1 {
+            return Err(RegistryError::Corrupt(format!("{node} is the last member of {subnet}")));
+        }
+        self.next_version();
+        self.subnets.get_mut(&subnet).expect("found above").members.retain(|m| m != node);
+        Ok(())
     }
 }
 
@@ -396,6 +502,40 @@ mod tests {
             admins: vec![],
             genesis_time_nanos: 1_700_000_000_000_000_000,
         }
+    }
+
+    #[test]
+    fn adding_and_removing_nodes_makes_versions_that_remember_older_memberships() {
+        let (mut registry, _) = genesis(&config(4), [2; 32]);
+        let subnet = registry.root_subnet;
+        let genesis_members = registry.subnets[&subnet].members.clone();
+        let addr: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let new = registry.add_node(&subnet, addr, addr, [3; 32]).unwrap();
+        assert_eq!(registry.version, RegistryVersion(2));
+        assert!(!new.has_genesis_shares());
+        assert!(registry.subnets[&subnet].members.contains(&new.node_id));
+        assert!(registry.subnets[&subnet].members.is_sorted());
+        let record = &registry.nodes[&new.node_id];
+        let enc = bls::PublicKey::from_bytes(&record.dkg_encryption_key).unwrap();
+        assert_eq!(enc, new.dkg_encryption_secret().unwrap().public_key());
+        let removed = genesis_members[0];
+        registry.remove_node(&removed).unwrap();
+        assert_eq!(registry.version, RegistryVersion(3));
+        assert_eq!(registry.subnet_members_at(&subnet, RegistryVersion(1)).unwrap(), genesis_members.as_slice());
+        assert_eq!(registry.subnet_members_at(&subnet, RegistryVersion(2)).unwrap().len(), 5);
+        let now = registry.subnet_members_at(&subnet, RegistryVersion(3)).unwrap();
+        assert_eq!(now.len(), 4);
+        assert!(!now.contains(&removed) && now.contains(&new.node_id));
+        assert!(registry.subnet_members_at(&subnet, RegistryVersion(4)).is_none());
+        assert!(registry.nodes.contains_key(&removed), "records stay for older versions");
+        assert!(registry.remove_node(&removed).is_err(), "no longer a member");
+        // The history survives the file.
+        let dir = std::env::temp_dir().join(format!("cairn-registry-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("registry.json");
+        registry.save(&path).unwrap();
+        assert_eq!(Registry::load(&path).unwrap(), registry);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -178,6 +178,45 @@ impl LocalSubnet {
         Ok(())
     }
 
+    /// Adds a node to the subnet with `cairn add-node` (a new registry
+    /// version the running nodes pick up); returns its index. Start it with
+    /// [`LocalSubnet::spawn`].
+    pub fn add_node(&mut self) -> Result<usize> {
+        let (http, p2p) = (crate::free_port(), crate::free_port());
+        let status = Command::new(&self.binary)
+            .arg("add-node")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--host", "127.0.0.1", "--http-port", &http.to_string(), "--p2p-port", &p2p.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .context("running cairn add-node")?;
+        if !status.success() {
+            bail!("cairn add-node failed: {status}");
+        }
+        self.http.push(("127.0.0.1".parse().unwrap(), http));
+        self.children.push(None);
+        self.wrappers.push(Vec::new());
+        Ok(self.children.len() - 1)
+    }
+
+    /// Removes node `i` from the subnet with `cairn remove-node` (a new
+    /// registry version; the process keeps running until stopped).
+    pub fn remove_node(&mut self, i: usize) -> Result<()> {
+        let status = Command::new(&self.binary)
+            .arg("remove-node")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--node", &i.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .context("running cairn remove-node")?;
+        if !status.success() {
+            bail!("cairn remove-node failed: {status}");
+        }
+        Ok(())
+    }
+
     /// Starts every node that is not running.
     pub fn spawn_all(&mut self) -> Result<()> {
         for i in 0..self.len() {

@@ -164,6 +164,12 @@ pub struct Scenario {
     /// Every correct node must deliver this many heights beyond the highest
     /// delivered height at GST.
     pub min_progress: u64,
+    /// The genesis members (node indices); all nodes if empty. The others
+    /// run from the start as observers until a change adds them.
+    pub genesis_members: Vec<usize>,
+    /// Registry changes: at this time, a new registry version with these
+    /// members (node indices).
+    pub membership_changes: Vec<(u64, Vec<usize>)>,
     /// Nodes process arrivals in batches, at multiples of this.
     pub step_granularity_ms: u64,
 }
@@ -202,6 +208,8 @@ impl Scenario {
             ingress_every_ms: 100,
             min_progress: 5,
             step_granularity_ms: 10,
+            genesis_members: Vec::new(),
+            membership_changes: Vec::new(),
         }
     }
 
@@ -580,6 +588,25 @@ enum Ev {
     Retransmit,
     Ingress,
     Gst,
+    /// A new registry version with these members.
+    Registry(Vec<usize>),
+}
+
+/// The registry the simulated nodes share: subnet members per version.
+#[derive(Debug, Default)]
+pub struct SimRegistry(std::sync::RwLock<Vec<Vec<NodeId>>>);
+
+impl SimRegistry {
+    fn latest(&self) -> RegistryVersion {
+        RegistryVersion(self.0.read().unwrap().len() as u64)
+    }
+}
+
+impl SubnetRegistry for SimRegistry {
+    fn members_at(&self, version: RegistryVersion) -> Option<Vec<NodeId>> {
+        let versions = self.0.read().unwrap();
+        versions.get((version.0 as usize).checked_sub(1)?).cloned()
+    }
 }
 
 struct Entry {
@@ -624,6 +651,8 @@ pub struct Report {
     /// Key-generation summaries of the longest delivered chain of a
     /// correct node, in height order.
     pub summaries: Vec<cairn_consensus::dkg::DkgSummary>,
+    /// (node, highest delivered height of any node) at each crash.
+    pub delivered_at_crash: Vec<(usize, u64)>,
 }
 
 /// The simulated state hash after executing the block with this hash: the
@@ -747,6 +776,7 @@ pub struct Sim {
     membership: Arc<Membership>,
     keys: Option<SubnetKeys>,
     genesis: Genesis,
+    registry: Arc<SimRegistry>,
     /// Active partitions (indices into `sc.partitions`).
     active_partitions: BTreeSet<usize>,
     /// Messages dropped on a link, to retransmit: (from, to) → messages.
@@ -773,22 +803,33 @@ impl Sim {
             CryptoKind::Real => {
                 let mut seed = [0u8; 32];
                 seed[..8].copy_from_slice(&sc.seed.to_be_bytes());
-                Some(generate_subnet_keys(seed, sc.n).expect("keys"))
+                let members = if sc.genesis_members.is_empty() { sc.n } else { sc.genesis_members.len() };
+                Some(generate_subnet_keys_with(seed, sc.n, members).expect("keys"))
             }
             CryptoKind::Fake => None,
         };
         let ids: Vec<NodeId> = match &keys {
-            Some(k) => k.public.membership().nodes().to_vec(),
+            Some(k) => k.secrets.iter().map(|s| s.signing.node_id()).collect(),
             None => (0..sc.n).map(sim_node_id).collect(),
         };
         let membership = Arc::new(Membership::new(ids.clone()).unwrap());
+        // With real keys the first nodes (in id order) are the genesis
+        // members; scenarios name them by index.
+        let genesis_ids: Vec<NodeId> = if sc.genesis_members.is_empty() {
+            ids.clone()
+        } else {
+            let mut m: Vec<NodeId> = sc.genesis_members.iter().map(|i| ids[*i]).collect();
+            m.sort();
+            m
+        };
+        let registry = Arc::new(SimRegistry(std::sync::RwLock::new(vec![genesis_ids.clone()])));
         let genesis = Genesis {
             time: Time::from_secs(1_700_000_000),
             registry_version: RegistryVersion(1),
             random_seed: rng.bytes32(),
             summary: match &keys {
                 Some(k) => k.public.genesis_summary(),
-                None => FakeCrypto::genesis_summary(&Membership::new(ids.clone()).unwrap()),
+                None => FakeCrypto::genesis_summary(&Membership::new(genesis_ids.clone()).unwrap()),
             },
         };
         let nodes = ids
@@ -817,6 +858,7 @@ impl Sim {
             membership,
             keys,
             genesis,
+            registry,
             active_partitions: BTreeSet::new(),
             retransmit: BTreeMap::new(),
             checker: Checker::default(),
@@ -839,6 +881,9 @@ impl Sim {
             sim.schedule(p.to_ms * MS, Ev::PartitionEnd(i));
         }
         sim.schedule(sim.sc.gst_ms * MS, Ev::Gst);
+        for (at, members) in sim.sc.membership_changes.clone() {
+            sim.schedule(at * MS, Ev::Registry(members));
+        }
         sim.schedule(200 * MS, Ev::Retransmit);
         if sim.sc.ingress_every_ms > 0 {
             sim.schedule(sim.sc.ingress_every_ms * MS, Ev::Ingress);
@@ -871,7 +916,7 @@ impl Sim {
     fn start_node(&mut self, i: usize) {
         let cfg = ConsensusConfig {
             node_id: self.nodes[i].id,
-            membership: self.membership.clone(),
+            registry: self.registry.clone(),
             params: self.sc.params.clone(),
             genesis: self.genesis.clone(),
         };
@@ -1187,7 +1232,7 @@ impl Sim {
         // height is the delivered height.
         LocalState {
             certified_height: Height(self.nodes[i].delivered.len() as u64),
-            registry_version: RegistryVersion(1),
+            registry_version: self.registry.latest(),
         }
     }
 
@@ -1314,6 +1359,8 @@ impl Sim {
                 }
             }
             Ev::Crash(i) => {
+                let top = self.nodes.iter().map(|n| n.delivered.len() as u64).max().unwrap_or(0);
+                self.report.delivered_at_crash.push((i, top));
                 let node = &mut self.nodes[i];
                 node.engine = None;
                 node.pool = ArtifactPool::new(&self.genesis);
@@ -1368,6 +1415,15 @@ impl Sim {
                     }
                 }
                 self.schedule(self.now + self.sc.ingress_every_ms * MS, Ev::Ingress);
+            }
+            Ev::Registry(members) => {
+                let mut ids: Vec<NodeId> = members.iter().map(|i| self.nodes[*i].id).collect();
+                ids.sort();
+                self.registry.0.write().unwrap().push(ids);
+                for i in 0..self.sc.n {
+                    let t = self.now;
+                    self.schedule_step(i, t);
+                }
             }
             Ev::Gst => {
                 self.gst_reached = true;

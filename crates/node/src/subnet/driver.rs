@@ -22,7 +22,7 @@ use cairn_p2p::Transport;
 use cairn_types::messages::Ingress;
 use cairn_types::{Height, NodeId, RegistryVersion, Time};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -43,6 +43,8 @@ pub enum DriverEvent {
     /// The replica loaded the state of a catch-up package; these requests
     /// are in its ingress history (they must not be included again).
     CaughtUp(Vec<cairn_consensus::IngressInfo>),
+    /// A newer registry version (membership or node keys changed).
+    Registry,
 }
 
 /// What consensus hands the replica, in order.
@@ -61,6 +63,7 @@ pub struct FinalizedBlock {
     pub time: Time,
     pub randomness: [u8; 32],
     pub ingress: Vec<Ingress>,
+    pub registry_version: RegistryVersion,
 }
 
 /// State the consensus thread shares with the rest of the node.
@@ -104,10 +107,17 @@ pub struct Driver {
     pub state_roots: Receiver<(Height, [u8; 32])>,
     pub shared: Arc<DriverShared>,
     pub registry_version: RegistryVersion,
+    /// The registry (newer versions arrive as [`DriverEvent::Registry`]).
+    pub registry: Arc<crate::registry_view::RegistryView>,
     pub metrics: NodeMetrics,
     pub status_interval: Duration,
     /// Each peer's last status, and when it was last repaired.
     peers: BTreeMap<NodeId, PeerView>,
+    /// The nodes this node talks to (members of the intervals in use and
+    /// of the newest registry version).
+    connected_to: BTreeSet<NodeId>,
+    /// The p2p runtime (changing peers starts its tasks).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Driver {
@@ -122,10 +132,12 @@ impl Driver {
         blocks: Sender<Delivery>,
         state_roots: Receiver<(Height, [u8; 32])>,
         shared: Arc<DriverShared>,
-        registry_version: RegistryVersion,
+        registry: Arc<crate::registry_view::RegistryView>,
         metrics: NodeMetrics,
         status_interval: Duration,
+        runtime: tokio::runtime::Handle,
     ) -> Driver {
+        let registry_version = registry.latest().version;
         Driver {
             consensus,
             pool,
@@ -136,9 +148,12 @@ impl Driver {
             state_roots,
             shared,
             registry_version,
+            registry,
             metrics,
             status_interval,
             peers: BTreeMap::new(),
+            connected_to: BTreeSet::new(),
+            runtime,
         }
     }
 
@@ -205,6 +220,7 @@ impl Driver {
                 }
             }
             DriverEvent::Peer(from, PeerMessage::Status(status)) => self.repair(from, status),
+            DriverEvent::Registry => self.on_registry(),
             DriverEvent::Peer(..) => {}
             DriverEvent::LocalIngress(boxed) => {
                 let (ingress, wire) = *boxed;
@@ -253,13 +269,23 @@ impl Driver {
             let time = batch.block.context.time;
             let source = self.consensus.payload().source();
             let ingress = source.finalized_ingress(&batch.block.payload.messages, time);
-            let block = FinalizedBlock { height: batch.height, time, randomness: batch.randomness, ingress };
+            let block = FinalizedBlock {
+                height: batch.height,
+                time,
+                randomness: batch.randomness,
+                ingress,
+                registry_version: batch.block.context.registry_version,
+            };
             if self.blocks.send(Delivery::Block(block)).is_err() {
                 self.shared.shutdown.store(true, Ordering::Release);
             }
             self.consensus.payload_mut().source_mut().forget_expired(time);
         }
         self.metrics.finalized_height.set(self.pool.finalized_height().0 as i64);
+        if let Some(members) = self.consensus.members_at(self.pool.finalized_height()) {
+            self.metrics.subnet_members.set(members.len() as i64);
+            self.metrics.member.set(i64::from(members.contains(&self.consensus.config().node_id)));
+        }
         self.metrics.notarized_height.set(self.pool.notarized_height().0 as i64);
         self.metrics.consensus_pool_artifacts.set(self.pool.validated_len() as i64);
         self.metrics.ingress_pool_messages.set(self.consensus.payload().source().len() as i64);
@@ -288,6 +314,52 @@ impl Driver {
             high_dealers = high.dealings.len(),
             "keys of the interval after next: beacon key dealt afresh, subnet key reshared"
         );
+        self.update_peers();
+    }
+
+    /// A newer registry: its version goes into new blocks, the keys of nodes
+    /// that joined become known, and peers follow the membership.
+    fn on_registry(&mut self) {
+        let registry = self.registry.latest();
+        self.registry_version = registry.version;
+        let keys = self.consensus.crypto().public_keys().clone();
+        for record in registry.nodes.values() {
+            match crate::node_public_keys(record) {
+                Ok((signing, multisig, encryption)) => {
+                    if let Err(e) = keys.add_node(record.node_id, signing, multisig, encryption) {
+                        tracing::warn!(node = %record.node_id, "ignoring the node's keys: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(node = %record.node_id, "ignoring the node's keys: {e}"),
+            }
+        }
+        self.update_peers();
+        tracing::info!(version = registry.version.0, "registry version in use for new blocks");
+    }
+
+    /// Talks to the members of the intervals in use (they sign what this
+    /// node validates) and of the newest registry version (they will).
+    fn update_peers(&mut self) {
+        let registry = self.registry.latest();
+        let me = self.consensus.config().node_id;
+        let mut members = self.consensus.members_in_use();
+        if let Some(subnet) = registry.subnet_of(&me).map(|s| s.subnet_id).or_else(|| {
+            registry.subnets.values().find(|s| members.iter().any(|m| s.members.contains(m))).map(|s| s.subnet_id)
+        }) {
+            members.extend(registry.subnets[&subnet].members.iter().copied());
+        }
+        if members == self.connected_to {
+            return;
+        }
+        let peers = members
+            .iter()
+            .filter(|n| **n != me)
+            .filter_map(|n| registry.nodes.get(n).map(|r| (*n, r.p2p_addr)))
+            .collect();
+        let _runtime = self.runtime.enter();
+        self.transport.set_peers(peers, members.clone());
+        tracing::info!(members = members.len(), "peers follow the membership");
+        self.connected_to = members;
     }
 
     fn broadcast_status(&mut self, certified: Height) {

@@ -72,6 +72,9 @@ pub struct SubnetSettings {
     /// Test setting: ... and below this height only (a node whose state
     /// diverged for a while, then is recovered by state sync).
     pub wrong_state_hash_until: Option<Height>,
+    /// The registry file to watch for newer versions (membership changes);
+    /// `None`: the registry the node started with stays.
+    pub registry_path: Option<std::path::PathBuf>,
 }
 
 impl Default for SubnetSettings {
@@ -83,6 +86,7 @@ impl Default for SubnetSettings {
             purge_margin: 300,
             wrong_state_hash_from: None,
             wrong_state_hash_until: None,
+            registry_path: None,
         }
     }
 }

@@ -1,0 +1,75 @@
+//! Membership changes of a running subnet by registry changes: a fifth node
+//! joins and a genesis member leaves while ic-agent calls keep succeeding
+//! and certificates keep verifying with the same root key. The new node has
+//! no genesis key shares: it receives its shares by resharing, and once the
+//! removed node and one more are stopped, the subnet runs on the remaining
+//! three, the new node among them.
+
+use cairn_e2e::subnet::LocalSubnet;
+use cairn_e2e::subnet::counter::{self, agent, inc, read};
+use std::time::Duration;
+
+const INTERVAL: u64 = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_and_another_leaves_a_running_subnet() {
+    let interval = INTERVAL.to_string();
+    let mut subnet =
+        LocalSubnet::init_with_args(env!("CARGO_BIN_EXE_cairn"), 4, &["--interval-length", &interval]).unwrap();
+    subnet.spawn_all().unwrap();
+    subnet.wait_all_healthy(Duration::from_secs(60)).unwrap();
+    let metric = |s: &LocalSubnet, i: usize, name: &str| s.metric(i, name).unwrap_or(-1.0) as i64;
+    let a0 = agent(&subnet, 0).await;
+    let root_key = a0.read_root_key();
+    let id = counter::install(&a0, cairn_test_canisters::COUNTER).await;
+    let mut expected = 1;
+    assert_eq!(inc(&a0, id).await.unwrap(), expected);
+
+    // A fifth node joins: a new registry version, then its process.
+    let new = subnet.add_node().unwrap();
+    subnet.spawn(new).unwrap();
+    let joined = subnet.wait_for("the new node to join the committee", Duration::from_secs(180), |s| {
+        metric(s, 1, "cairn_subnet_members") == 5
+            && metric(s, new, "cairn_member") == 1
+            && metric(s, new, "cairn_certification_shares_signed_total") > 0
+    });
+    if joined.is_err() {
+        subnet.dump_logs();
+    }
+    joined.unwrap();
+    // It serves calls with the subnet's root key (its key is in the state
+    // tree: ic-agent checks its query signatures against it).
+    let a_new = agent(&subnet, new).await;
+    assert_eq!(a_new.read_root_key(), root_key);
+    expected += 1;
+    assert_eq!(inc(&a_new, id).await.unwrap(), expected, "an update through the new node");
+    assert_eq!(read(&a_new, id).await, expected);
+
+    // Node 0 leaves.
+    subnet.remove_node(0).unwrap();
+    let left = subnet.wait_for("node 0 to leave the committee", Duration::from_secs(180), |s| {
+        metric(s, 1, "cairn_subnet_members") == 4 && metric(s, new, "cairn_subnet_members") == 4
+    });
+    if left.is_err() {
+        subnet.dump_logs();
+    }
+    left.unwrap();
+    let a1 = agent(&subnet, 1).await;
+    expected += 1;
+    assert_eq!(inc(&a1, id).await.unwrap(), expected, "calls keep succeeding across the change");
+
+    // Without node 0 (removed) and node 1, three of the four members remain:
+    // the new node's shares (from resharing) make the quorum.
+    subnet.stop(0);
+    subnet.stop(1);
+    for (i, a) in [(2, agent(&subnet, 2).await), (new, a_new)] {
+        assert_eq!(a.read_root_key(), root_key, "node {i}");
+        expected += 1;
+        assert_eq!(inc(&a, id).await.unwrap(), expected, "an update through node {i} with nodes 0 and 1 gone");
+        assert_eq!(read(&a, id).await, expected);
+    }
+    assert_eq!(metric(&subnet, new, "cairn_keys_kept_total"), 0);
+    for i in [2, 3, new] {
+        assert_eq!(metric(&subnet, i, "cairn_state_diverged"), 0, "node {i}");
+    }
+}
