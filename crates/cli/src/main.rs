@@ -260,7 +260,9 @@ fn run_node(args: NodeArgs) -> Result<()> {
 fn supervise(args: &StartArgs, registry: &Registry, members: usize) -> Result<()> {
     let exe = std::env::current_exe().context("locating the cairn executable")?;
     let mut children = Vec::with_capacity(members);
-    for i in 0..members {
+    // The node directories of the current members (nodes may have joined
+    // or left since `init`).
+    for i in network::member_indices(&args.data_dir, registry)? {
         let dir = network::node_dir(&args.data_dir, i);
         let log = std::fs::OpenOptions::new()
             .create(true)

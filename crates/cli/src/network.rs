@@ -165,6 +165,9 @@ pub fn add_node(
     let path = registry_path(data_dir);
     let mut registry = Registry::load(&path)?;
     let subnet = registry.root_subnet;
+    if registry.subnets[&subnet].members.len() < 2 {
+        bail!("a single-node network runs without consensus and cannot grow; create one with --nodes 2 or more");
+    }
     let first =
         registry.subnets[&subnet].members.first().and_then(|n| registry.nodes.get(n)).context("empty subnet")?;
     let host = host.unwrap_or(first.http_addr.ip());
@@ -194,6 +197,22 @@ pub fn add_node(
     // node's files exist.
     registry.save(&path)?;
     Ok((index, secrets.node_id, node_file_path(data_dir, index)))
+}
+
+/// The indices of the node directories whose node is a member of the
+/// network's subnet, in order.
+pub fn member_indices(data_dir: &Path, registry: &Registry) -> Result<Vec<usize>> {
+    let members = &registry.subnets[&registry.root_subnet].members;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while node_dir(data_dir, i).exists() {
+        let secrets = NodeSecrets::load(&node_dir(data_dir, i).join("secrets.json"))?;
+        if members.contains(&secrets.node_id) {
+            out.push(i);
+        }
+        i += 1;
+    }
+    Ok(out)
 }
 
 /// Removes a node (an index `i` of `node-<i>`, or a node id) from its
