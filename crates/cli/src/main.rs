@@ -157,7 +157,9 @@ fn spec(nodes: usize, host: IpAddr, port: u16, hosts: Vec<IpAddr>, subnet: &Subn
         hosts,
         unit_delay_ms: subnet.unit_delay_ms,
         initial_notary_delay_ms: subnet.notary_delay_ms,
-        interval_length: subnet.interval_length.max(2),
+        // Key generation needs room: dealings in the first half of an
+        // interval, complaints about them after.
+        interval_length: subnet.interval_length.max(4),
     }
 }
 

@@ -128,6 +128,17 @@ async fn a_stopped_node_rejoins_by_catch_up_package_and_state_sync() {
     assert_eq!(metric(&subnet, 1, "cairn_keys_kept_total"), 0);
     assert_eq!(a1.read_root_key(), root_key);
     assert_eq!(read(&a1, id).await, expected, "a certified read after many resharings");
+
+    // The whole subnet crashes and restarts long after its early blocks were
+    // purged: every node finds its keys in the blocks and packages it kept.
+    for i in 0..4 {
+        subnet.kill(i);
+    }
+    subnet.spawn_all().unwrap();
+    subnet.wait_all_healthy(Duration::from_secs(90)).unwrap();
+    let a2 = agent(&subnet, 2).await;
+    expected += 1;
+    assert_eq!(inc(&a2, id).await.unwrap(), expected, "an update after the whole subnet restarted");
 }
 
 /// The determinism guard's other half: a node whose state diverged stops

@@ -47,6 +47,15 @@ async fn a_node_joins_and_another_leaves_a_running_subnet() {
         })
     };
 
+    // Let the subnet run until the blocks of its first intervals are purged:
+    // the new node cannot replay the chain, it must start from a catch-up
+    // package and fetch its state (state sync).
+    subnet
+        .wait_for("purged history", Duration::from_secs(120), |s| {
+            metric(s, 1, "cairn_certified_height") >= 4 * INTERVAL as i64
+        })
+        .unwrap();
+
     // A fifth node joins: a new registry version, then its process.
     let started = Instant::now();
     let new = subnet.add_node().unwrap();
@@ -64,6 +73,7 @@ async fn a_node_joins_and_another_leaves_a_running_subnet() {
         "the new node signed with reshared shares {:.1} s after the registry change",
         started.elapsed().as_secs_f64()
     );
+    assert!(metric(&subnet, new, "cairn_state_syncs_total") >= 1, "the new node started from a state sync");
     // It serves calls with the subnet's root key (its key is in the state
     // tree: ic-agent checks its query signatures against it).
     let a_new = agent(&subnet, new).await;
@@ -72,6 +82,24 @@ async fn a_node_joins_and_another_leaves_a_running_subnet() {
     assert!(v > last, "an update through the new node");
     (last, count) = (v, count + 1);
     assert!(read(&a_new, id).await >= last);
+
+    // The four genesis nodes certify on their own with the five-node key
+    // (threshold 4 of 5) while the new node is down; it restarts (no genesis
+    // shares: its shares come from the chain again) and catches up.
+    subnet.stop(new);
+    let a1 = agent(&subnet, 1).await;
+    let v = inc(&a1, id).await.unwrap();
+    assert!(v > last, "an update certified by the four genesis nodes of a five-node subnet");
+    (last, count) = (v, count + 1);
+    subnet.spawn(new).unwrap();
+    subnet
+        .wait_for("the new node to certify again", Duration::from_secs(120), |s| {
+            s.is_healthy(new)
+                && metric(s, new, "cairn_certified_height") >= metric(s, 1, "cairn_certified_height") - 2
+                && metric(s, new, "cairn_certification_shares_signed_total") > 0
+        })
+        .unwrap();
+    let a_new = agent(&subnet, new).await;
 
     // Node 0 leaves.
     let started = Instant::now();
@@ -86,6 +114,8 @@ async fn a_node_joins_and_another_leaves_a_running_subnet() {
     }
     left.unwrap();
     eprintln!("node 0 was out of the committee {:.1} s after the registry change", started.elapsed().as_secs_f64());
+    assert!(inc(&a1, id).await.unwrap() > last);
+    count += 1;
     stop.store(true, Ordering::Release);
     let background_calls = background.await.unwrap().unwrap();
     assert!(background_calls > 0);

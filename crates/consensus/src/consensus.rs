@@ -110,6 +110,10 @@ impl View {
 /// step long before (each pass either changes the pool or stops).
 const MAX_PASSES: usize = 100_000;
 
+/// How long a node below a catch-up package waits for missing random tapes
+/// before it resumes from the package instead.
+const TAPE_GRACE: Duration = Duration::from_secs(2);
+
 /// At most this many random tape shares are made per pass (a lagging node
 /// may have many finalized heights without tapes).
 const TAPE_SHARES_PER_PASS: u64 = 16;
@@ -146,6 +150,9 @@ pub struct Consensus<C, P> {
     state_hashes: BTreeMap<Height, CryptoHash>,
     /// A catch-up package adopted during the current step.
     adopted: Option<crate::types::CatchUpPackage>,
+    /// A newer catch-up package whose blocks are here but not all their
+    /// random tapes, and since when.
+    tapes_missing: Option<(Height, Time)>,
     /// Resume from the next catch-up package even if its blocks are here
     /// (this node's state diverged; the package's state replaces it).
     resync: bool,
@@ -173,6 +180,9 @@ pub(crate) struct DkgState {
     checked: BTreeSet<(Height, ThresholdKey, NodeId)>,
     /// Finalized heights whose dealings were checked.
     scanned_through: Height,
+    /// The last (keys loaded through, finalized height, newest catch-up
+    /// package) at which loading keys was tried.
+    sync_attempt: Option<(Option<Height>, Height, Option<Height>)>,
 }
 
 impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
@@ -196,6 +206,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
             catch_up_height: Height(0),
             state_hashes: BTreeMap::new(),
             adopted: None,
+            tapes_missing: None,
             resync: false,
             dkg: DkgState::default(),
         }
@@ -741,21 +752,37 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     /// through blocks (they are purged everywhere, or it never had them)
     /// drops everything below it and resumes from it, after loading the
     /// state it certifies (reported in [`StepOutput::catch_up`]).
-    fn catch_up(&mut self, pool: &ArtifactPool, _: &View, _: Time, _: &LocalState) -> Vec<ChangeAction> {
+    fn catch_up(&mut self, pool: &ArtifactPool, _: &View, now: Time, _: &LocalState) -> Vec<ChangeAction> {
         let Some(cup) = pool.latest_catch_up() else { return Vec::new() };
         let h = cup.content.height();
         if h <= self.catch_up_height {
             return Vec::new();
         }
         let next = self.next_batch_height;
+        let blocks = h < next || {
+            let need = (h.0 - next.0 + 1) as usize;
+            Self::ancestors(pool, h, cup.content.block.hash(), next).len() >= need
+        };
         // Below a package, peers may purge anything, random tapes included:
-        // blocks without their tapes can't be delivered.
-        let reachable = !self.resync
-            && (h < next || {
-                let need = (h.0 - next.0 + 1) as usize;
-                Self::ancestors(pool, h, cup.content.block.hash(), next).len() >= need
-                    && (next.0..h.0).all(|g| pool.tape(Height(g)).is_some())
-            });
+        // blocks without their tapes can't be delivered. Tapes that are
+        // merely late get a grace period before the chain is given up.
+        let tapes = h < next || (next.0..h.0).all(|g| pool.tape(Height(g)).is_some());
+        if !self.resync && blocks && !tapes {
+            let since = match self.tapes_missing {
+                Some((x, t)) if x == h => t,
+                _ => {
+                    self.tapes_missing = Some((h, now));
+                    now
+                }
+            };
+            let deadline = since.saturating_add(TAPE_GRACE);
+            if now < deadline {
+                self.wake(deadline);
+                return Vec::new();
+            }
+        }
+        self.tapes_missing = None;
+        let reachable = !self.resync && blocks && tapes;
         self.catch_up_height = h;
         self.state_hashes = self.state_hashes.split_off(&h.increment());
         if reachable {
@@ -794,6 +821,8 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                     signer: me,
                     signature,
                 }))),
+                // The interval's key is not loaded yet: try again later.
+                Err(crate::crypto::CryptoError::KeyNotLoaded(_)) => {}
                 Err(_) => {
                     self.state_hashes.remove(&h);
                 }
@@ -861,17 +890,29 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if self.dkg.keys_through.is_some_and(|k| k >= top) {
             return;
         }
-        let Some(root) = pool
-            .validated_between(ArtifactKind::BlockProposal, Height(0), Height(u64::MAX))
-            .next()
-            .map(|(id, _)| id.height)
-        else {
+        // A failed attempt is repeated only once more is finalized.
+        let attempt = (self.dkg.keys_through, v.finalized, pool.latest_catch_up().map(|c| c.content.height()));
+        if self.dkg.sync_attempt == Some(attempt) {
             return;
+        }
+        self.dkg.sync_attempt = Some(attempt);
+        // From the interval of the next height to deliver (its keys sign the
+        // tapes still needed), or on from what is loaded.
+        let mut s = match self.dkg.keys_through {
+            Some(k) => Height(k.0 + l),
+            None => crate::dkg::interval_start(self.next_batch_height.min(v.finalized), l),
         };
-        let mut s = self.dkg.keys_through.map_or(root, |k| Height(k.0 + l).max(root));
         while s <= top {
             let Some(summary) = Self::finalized_block(pool, s, v.finalized).and_then(|b| b.dkg.summary()) else {
-                break;
+                // Not in the pool (purged below a catch-up package): go on
+                // from the chain's root, the newest package.
+                match pool.latest_catch_up().map(|c| c.content.height()) {
+                    Some(root) if root > s => {
+                        s = root;
+                        continue;
+                    }
+                    _ => break,
+                }
             };
             let summary = Arc::new(summary.clone());
             let next = Height(s.0 + l);
@@ -905,15 +946,18 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     /// not need the pool to hold the whole finalized chain (a node catching
     /// up has finalizations far above the blocks it has).
     fn finalized_block(pool: &ArtifactPool, h: Height, top: Height) -> Option<&Block> {
-        let mut g = h;
-        while g <= top {
+        // Usually the height has its own finalization; else the chain of the
+        // top one must reach down to it.
+        for g in [h, top] {
+            if g < h {
+                continue;
+            }
             for fin in pool.finalizations_at(g) {
                 let past = Self::ancestors(pool, g, fin.content.block, h);
                 if past.len() as u64 == g.0 - h.0 + 1 {
                     return past.last().map(|p| p.block);
                 }
             }
-            g = g.increment();
         }
         None
     }

@@ -236,6 +236,7 @@ pub struct FakeCrypto {
 struct FakeKey {
     public: Vec<u8>,
     receivers: Vec<NodeId>,
+    threshold: usize,
     mine: bool,
 }
 
@@ -390,6 +391,9 @@ impl ConsensusCrypto for FakeCrypto {
         shares: &[(NodeId, &[u8])],
     ) -> Result<Vec<u8>, CryptoError> {
         check_distinct(shares)?;
+        // As with real keys: fewer shares than the key's threshold make no
+        // signature, whatever the caller thinks the threshold is.
+        let threshold = threshold.max(self.key(key)?.threshold);
         if shares.len() < threshold {
             return Err(CryptoError::NotEnoughShares { needed: threshold, got: shares.len() });
         }
@@ -480,7 +484,12 @@ impl DkgCrypto for FakeCrypto {
                 .iter()
                 .all(|d| Self::tag_of(&d.dealing, j) == Some(&Self::share_tag(&tag, &d.dealer, j)[..]))
         });
-        let key = FakeKey { public: transcript.public_key.clone(), receivers: transcript.receivers.clone(), mine };
+        let key = FakeKey {
+            public: transcript.public_key.clone(),
+            receivers: transcript.receivers.clone(),
+            threshold: transcript.threshold as usize,
+            mine,
+        };
         self.keys.write().expect("fake key lock").insert(id, key);
         Ok(())
     }
@@ -950,10 +959,13 @@ impl ConsensusCrypto for BlsCrypto {
         shares: &[(NodeId, &[u8])],
     ) -> Result<Vec<u8>, CryptoError> {
         check_distinct(shares)?;
+        let key = self.key(key)?;
+        // Interpolating fewer shares than the key's threshold gives a wrong
+        // signature: refuse rather than produce it.
+        let threshold = threshold.max(key.threshold);
         if shares.len() < threshold {
             return Err(CryptoError::NotEnoughShares { needed: threshold, got: shares.len() });
         }
-        let key = self.key(key)?;
         let indexed = shares
             .iter()
             .map(|(n, s)| {
@@ -1079,7 +1091,9 @@ impl DkgCrypto for BlsCrypto {
             return Ok(());
         }
         let coefficients = self.coefficients(transcript)?;
-        let share = self.open_share(transcript, &coefficients)?;
+        // The public part is loaded whatever happens to this node's share
+        // (without it the node could not even verify the interval).
+        let share = self.open_share(transcript, &coefficients).ok().flatten();
         let public_shares = transcript
             .receivers
             .iter()

@@ -25,8 +25,8 @@
 //! share is wrong publishes a **complaint** that anyone can check, and a
 //! dealing with a valid complaint in the chain is not used. The next summary
 //! then takes the first dealings needed in chain order from dealers without
-//! complaints; if too few remain, the keys of the summary before are kept
-//! for one more interval (liveness over freshness).
+//! complaints; if too few remain for either key, both keys of the summary
+//! before are kept for one more interval (liveness over freshness).
 //!
 //! Everything here is a deterministic function of the chain: every replica
 //! computes the same summary, and a proposer's summary is accepted only if
@@ -490,13 +490,16 @@ pub fn next_summary(
         } else {
             None
         };
-        // Too few good dealings: keep the keys one more interval.
-        made.insert(kind, transcript.unwrap_or_else(|| previous.next.get(kind).clone()));
+        made.insert(kind, transcript);
     }
-    let (Some(low), Some(high)) = (made.remove(&ThresholdKey::Low), made.remove(&ThresholdKey::High)) else {
-        unreachable!("both kinds were made")
+    // Too few good dealings for either key: keep both keys one more
+    // interval (the two keys always have the same holders, who make up the
+    // interval's committee).
+    let next = match (made.remove(&ThresholdKey::Low).flatten(), made.remove(&ThresholdKey::High).flatten()) {
+        (Some(low), Some(high)) => KeyPair { low, high },
+        _ => previous.next.clone(),
     };
-    DkgSummary { height, current: previous.next.clone(), next: KeyPair { low, high }, receivers }
+    DkgSummary { height, current: previous.next.clone(), next, receivers }
 }
 
 /// Why a block's DKG payload is not acceptable.

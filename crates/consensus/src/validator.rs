@@ -839,6 +839,27 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         }
     }
 
+    /// `dealer`'s dealing of `kind` with this hash in the finalized blocks
+    /// of interval `s`.
+    fn chain_dealing(
+        &self,
+        pool: &ArtifactPool,
+        s: Height,
+        kind: ThresholdKey,
+        dealer: &NodeId,
+        hash: &CryptoHash,
+    ) -> Option<SignedDealing> {
+        let top = pool.finalized_height();
+        let fin = pool.finalizations_at(top).next()?;
+        Self::ancestors(pool, top, fin.content.block, s.increment()).into_iter().find_map(|b| match &b.block.dkg {
+            DkgPayload::Data { dealings, .. } => dealings
+                .iter()
+                .find(|d| d.signer == *dealer && d.content.kind == kind && d.content.hash(dealer) == *hash)
+                .cloned(),
+            DkgPayload::Summary(_) => None,
+        })
+    }
+
     /// A dealing artifact: from a dealer of the current interval, the first
     /// of its dealer for its key, signed, and publicly valid.
     fn check_dealing(&mut self, pool: &ArtifactPool, d: &SignedDealing, pass: &mut Pass<'_>) -> Result<(), Verdict> {
@@ -887,13 +908,17 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         if config.receiver_index(&c.signer).is_none() {
             return Err(InvalidArtifact::NotEntitled(c.signer).into());
         }
-        let dealing = pool
-            .validated_at(ArtifactKind::Dealing, s)
-            .find_map(|m| match m {
-                M::Dealing(x) if x.signer == dealer && x.content.hash(&dealer) == c.content.dealing_hash => Some(x),
-                _ => None,
-            })
-            .ok_or(Verdict::Defer)?;
+        // The dealing from the pool, or from the finalized blocks of the
+        // interval (a dealer may put a dealing into its own block without
+        // ever gossiping it).
+        let in_pool = pool.validated_at(ArtifactKind::Dealing, s).find_map(|m| match m {
+            M::Dealing(x) if x.signer == dealer && x.content.hash(&dealer) == c.content.dealing_hash => Some(x.clone()),
+            _ => None,
+        });
+        let dealing = match in_pool {
+            Some(d) => d,
+            None => self.chain_dealing(pool, s, kind, &dealer, &c.content.dealing_hash).ok_or(Verdict::Defer)?,
+        };
         sig(self.crypto.verify_basic(&c.signer, &c.content.signing_bytes(&c.signer), &c.signature))?;
         self.crypto
             .verify_complaint(&config, &dealer, &dealing.content.dealing, &c.signer, &c.content.complaint)

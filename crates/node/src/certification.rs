@@ -59,8 +59,8 @@ const MAX_HEIGHTS_AHEAD: u64 = 500;
 
 /// Where the public shares that check a height's signers come from.
 pub enum PublicShares {
-    /// One key for every height.
-    Fixed(Vec<bls::PublicKey>),
+    /// One key for every height (its threshold and shares).
+    Fixed(usize, Vec<bls::PublicKey>),
     /// The high-threshold key of each height's interval, as consensus loads
     /// it from the chain (reshared every interval: the group key stays, the
     /// shares change).
@@ -68,9 +68,22 @@ pub enum PublicShares {
 }
 
 impl PublicShares {
+    /// The threshold and the number of share holders at `height`, once its
+    /// interval's key is known here (members join and leave at interval
+    /// starts, and each interval's key has its own threshold).
+    fn shape(&self, height: Height) -> Option<(usize, usize)> {
+        match self {
+            PublicShares::Fixed(threshold, shares) => Some((*threshold, shares.len())),
+            PublicShares::PerInterval { keys, interval_length } => {
+                let key = keys.get(key_at(ThresholdKey::High, height, *interval_length))?;
+                Some((key.threshold, key.receivers.len()))
+            }
+        }
+    }
+
     fn get(&self, height: Height, signer: bls::NodeIndex) -> Option<bls::PublicKey> {
         match self {
-            PublicShares::Fixed(shares) => shares.get(signer as usize).copied(),
+            PublicShares::Fixed(_, shares) => shares.get(signer as usize).copied(),
             PublicShares::PerInterval { keys, interval_length } => {
                 let key = keys.get(key_at(ThresholdKey::High, height, *interval_length))?;
                 let node = key.receivers.get(signer as usize)?;
@@ -80,12 +93,15 @@ impl PublicShares {
     }
 }
 
+/// Share indices above this are refused outright (no subnet is that big).
+const MAX_SIGNERS: usize = 1_000;
+
 /// Shares and certifications of recent heights, and this node's own root hashes.
 pub struct CertificationPool {
-    threshold: usize,
-    members: usize,
     group_key: bls::PublicKey,
     public_shares: PublicShares,
+    /// Heights whose shares wait for their interval's key to be loaded.
+    waiting_for_key: std::collections::BTreeSet<Height>,
     /// Shares by height, then by signer (the first share of a signer counts).
     shares: BTreeMap<Height, BTreeMap<bls::NodeIndex, ([u8; 32], bls::Signature)>>,
     /// Root hashes this node computed, for heights not yet certified.
@@ -102,33 +118,21 @@ impl CertificationPool {
     /// A pool for a subnet whose threshold key has these public coefficients.
     pub fn new(coefficients: &bls::PublicCoefficients, members: usize) -> CertificationPool {
         let shares = (0..members as bls::NodeIndex).map(|i| coefficients.public_share(i)).collect();
-        Self::with_shares(
-            coefficients.threshold(),
-            members,
-            coefficients.group_public_key(),
-            PublicShares::Fixed(shares),
-        )
+        Self::with_shares(coefficients.group_public_key(), PublicShares::Fixed(coefficients.threshold(), shares))
     }
 
     /// A pool for a subnet whose keys are made in the chain: shares are
     /// checked against the key of their height's interval.
-    pub fn with_interval_keys(keys: Arc<ThresholdKeyStore>, interval_length: u64, members: usize) -> CertificationPool {
-        let threshold = members - cairn_consensus::faults_tolerated(members);
+    pub fn with_interval_keys(keys: Arc<ThresholdKeyStore>, interval_length: u64) -> CertificationPool {
         let group = keys.subnet_key();
-        Self::with_shares(threshold, members, group, PublicShares::PerInterval { keys, interval_length })
+        Self::with_shares(group, PublicShares::PerInterval { keys, interval_length })
     }
 
-    fn with_shares(
-        threshold: usize,
-        members: usize,
-        group_key: bls::PublicKey,
-        public_shares: PublicShares,
-    ) -> CertificationPool {
+    fn with_shares(group_key: bls::PublicKey, public_shares: PublicShares) -> CertificationPool {
         CertificationPool {
-            threshold,
-            members,
             group_key,
             public_shares,
+            waiting_for_key: Default::default(),
             shares: BTreeMap::new(),
             own: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -185,12 +189,21 @@ impl CertificationPool {
         self.try_combine(height)
     }
 
+    /// Combines the heights whose shares waited for their interval's key,
+    /// now that it may be loaded; returns what that completed.
+    pub fn retry_waiting(&mut self) -> Vec<Outcome> {
+        let certified = self.certified_height();
+        let waiting = std::mem::take(&mut self.waiting_for_key);
+        waiting.into_iter().filter(|h| *h > certified).filter_map(|h| self.try_combine(h)).collect()
+    }
+
     /// Adds a peer's share; returns what it completed, if anything.
     pub fn add_share(&mut self, share: &CertificationShare) -> Option<Outcome> {
         let top = self.top();
         if share.height <= self.certified_height()
             || share.height.0 > top.0 + MAX_HEIGHTS_AHEAD
-            || share.signer as usize >= self.members
+            || share.signer as usize >= MAX_SIGNERS
+            || self.public_shares.shape(share.height).is_some_and(|(_, members)| share.signer as usize >= members)
         {
             return None;
         }
@@ -229,9 +242,16 @@ impl CertificationPool {
             for (signer, (hash, sig)) in at {
                 by_hash.entry(*hash).or_default().push((*signer, *sig));
             }
-            let (hash, shares) = by_hash.into_iter().find(|(_, s)| s.len() >= self.threshold)?;
+            let Some((threshold, members)) = self.public_shares.shape(height) else {
+                self.waiting_for_key.insert(height);
+                return None;
+            };
+            let (hash, shares) = by_hash
+                .into_iter()
+                .map(|(h, s)| (h, s.into_iter().filter(|(i, _)| (*i as usize) < members).collect::<Vec<_>>()))
+                .find(|(_, s)| s.len() >= threshold)?;
             let message = state_root_message(&hash);
-            let combined = bls::combine(self.threshold, &shares).ok()?;
+            let combined = bls::combine(threshold, &shares).ok()?;
             if self.group_key.verify(&message, &combined).is_ok() {
                 let cert = Certification { height, root_hash: hash, signature: combined.to_bytes().to_vec() };
                 if self.own.contains_key(&height) {

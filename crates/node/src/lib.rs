@@ -481,7 +481,6 @@ fn start_subnet(
         pool: certification::CertificationPool::with_interval_keys(
             threshold_keys.clone(),
             consensus_config.params.interval_length,
-            subnet.members.len(),
         ),
         threshold_keys,
         me: node_id,

@@ -362,6 +362,9 @@ impl SubnetReplica {
                 break;
             }
             self.sign_unsigned();
+            for outcome in self.pool.retry_waiting() {
+                self.conclude(outcome);
+            }
             select! {
                 recv(self.blocks) -> delivery => {
                     use crate::subnet::driver::Delivery;
@@ -478,7 +481,14 @@ impl SubnetReplica {
         let replica = &mut self.replica;
         replica.state = restored.state;
         replica.last_block_hash = restored.block_hash;
-        replica.builder = StateTreeBuilder::new(replica.builder.info().clone());
+        // The state tree lists the nodes of the loaded state's registry
+        // version (the next block may switch it, as on every replica).
+        let mut info = replica.builder.info().clone();
+        replica.tree_version = replica.state.metadata.registry_version;
+        if let Some(nodes) = replica.registry.nodes_at(replica.tree_version) {
+            info.nodes = nodes;
+        }
+        replica.builder = StateTreeBuilder::new(info);
         replica.store.purge_up_to(height).map_err(NodeError::from)?;
         self.uncertified.clear();
         self.diverged = false;
