@@ -14,7 +14,9 @@ const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 pub enum StoreError {
     #[error("block store: {0}")]
     Db(String),
-    #[error("block {0} in the store cannot be read ({1}): the log is damaged or was written by an older Cairn whose block format differed; start a fresh network (`--clean`)")]
+    #[error(
+        "block {0} in the store cannot be read ({1}): the log is damaged or was written by an older Cairn whose block format differed; start a fresh network (`--clean`)"
+    )]
     Corrupt(u64, String),
 }
 
