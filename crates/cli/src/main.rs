@@ -264,7 +264,8 @@ fn supervise(args: &StartArgs, registry: &Registry, members: usize) -> Result<()
     let mut children = Vec::with_capacity(members);
     // The node directories of the current members (nodes may have joined
     // or left since `init`).
-    for i in network::member_indices(&args.data_dir, registry)? {
+    let nodes = network::member_indices(&args.data_dir, registry)?;
+    for &(i, _) in &nodes {
         let dir = network::node_dir(&args.data_dir, i);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -282,11 +283,10 @@ fn supervise(args: &StartArgs, registry: &Registry, members: usize) -> Result<()
             .with_context(|| format!("starting node {i}"))?;
         children.push(child);
     }
-    let subnet = &registry.subnets[&registry.root_subnet];
-    let urls: Vec<String> = subnet.members.iter().map(|n| format!("http://{}", registry.nodes[n].http_addr)).collect();
     println!("Cairn local network of {members} nodes (one subnet):");
-    for (i, url) in urls.iter().enumerate() {
-        println!("  node {i}: {url}  (log: {}/node.log)", network::node_dir(&args.data_dir, i).display());
+    for (i, node) in &nodes {
+        let url = format!("http://{}", registry.nodes[node].http_addr);
+        println!("  node {i}: {url}  (log: {}/node.log)", network::node_dir(&args.data_dir, *i).display());
     }
     println!("Root key: {}", hex::encode(registry.root_key_der()));
     println!("Data directory: {}", args.data_dir.display());

@@ -199,16 +199,16 @@ pub fn add_node(
     Ok((index, secrets.node_id, node_file_path(data_dir, index)))
 }
 
-/// The indices of the node directories whose node is a member of the
+/// The node directories (index and node) whose node is a member of the
 /// network's subnet, in order.
-pub fn member_indices(data_dir: &Path, registry: &Registry) -> Result<Vec<usize>> {
+pub fn member_indices(data_dir: &Path, registry: &Registry) -> Result<Vec<(usize, cairn_types::NodeId)>> {
     let members = &registry.subnets[&registry.root_subnet].members;
     let mut out = Vec::new();
     let mut i = 0;
     while node_dir(data_dir, i).exists() {
         let secrets = NodeSecrets::load(&node_dir(data_dir, i).join("secrets.json"))?;
         if members.contains(&secrets.node_id) {
-            out.push(i);
+            out.push((i, secrets.node_id));
         }
         i += 1;
     }
