@@ -391,3 +391,25 @@ fn membership_changes_under_faults() {
         assert!(settled * 10 >= seeds.len() * 9, "the membership settles in (almost) every run");
     }
 }
+
+/// The whole subnet crashes and restarts after many intervals (its early
+/// blocks purged): every node finds the keys of the intervals it needs in
+/// the blocks and catch-up packages it kept, and the subnet goes on.
+#[test]
+fn whole_subnet_restarts_after_purging() {
+    for crypto in [CryptoKind::Fake, CryptoKind::Real] {
+        let mut sc = Scenario::calm(4, 95);
+        sc.crypto = crypto;
+        sc.params.interval_length = 10;
+        sc.params.purge_margin = 5;
+        sc.end_ms = 30_000;
+        for node in 0..4 {
+            sc.crashes.push(sim::Crash { node, at_ms: 12_000 + 50 * node as u64, restart_ms: Some(13_000) });
+        }
+        let r = run_or_panic(sc);
+        let (_, at_crash) = r.delivered_at_crash[0];
+        assert!(at_crash >= 30, "{crypto:?}: only {at_crash} heights before the crash");
+        let end = *r.delivered.iter().min().unwrap();
+        assert!(end >= at_crash + 20, "{crypto:?}: {at_crash} heights at the crash, {end} at the end");
+    }
+}
