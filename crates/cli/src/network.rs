@@ -48,6 +48,22 @@ pub struct NodeFile {
 }
 
 impl NodeFile {
+    /// The file of a node whose directory is `node-<i>` of a network
+    /// directory (`cairn init`, `cairn add-node`): everything relative to it.
+    pub fn in_network_dir() -> NodeFile {
+        NodeFile {
+            data_dir: PathBuf::from("."),
+            registry: PathBuf::from("../registry.json"),
+            secrets: PathBuf::from("secrets.json"),
+            http_listen: None,
+            p2p_listen: None,
+            link_delay_ms: 0,
+            wrong_state_hash_from: None,
+            wrong_state_hash_until: None,
+            checkpoint_interval: None,
+        }
+    }
+
     /// Reads a node file and resolves its paths against the file's directory.
     pub fn load(path: &Path) -> Result<NodeFile> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -137,18 +153,7 @@ pub fn create(data_dir: &Path, spec: &NetworkSpec) -> Result<Registry> {
         let dir = node_dir(data_dir, i);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         secrets.save(&dir.join("secrets.json"))?;
-        let file = NodeFile {
-            data_dir: PathBuf::from("."),
-            registry: PathBuf::from("../registry.json"),
-            secrets: PathBuf::from("secrets.json"),
-            http_listen: None,
-            p2p_listen: None,
-            link_delay_ms: 0,
-            wrong_state_hash_from: None,
-            wrong_state_hash_until: None,
-            checkpoint_interval: None,
-        };
-        file.save(&dir.join("node.json"))?;
+        NodeFile::in_network_dir().save(&dir.join("node.json"))?;
     }
     Ok(registry)
 }
@@ -181,18 +186,7 @@ pub fn add_node(
     let dir = node_dir(data_dir, index);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     secrets.save(&dir.join("secrets.json"))?;
-    let file = NodeFile {
-        data_dir: PathBuf::from("."),
-        registry: PathBuf::from("../registry.json"),
-        secrets: PathBuf::from("secrets.json"),
-        http_listen: None,
-        p2p_listen: None,
-        link_delay_ms: 0,
-        wrong_state_hash_from: None,
-        wrong_state_hash_until: None,
-        checkpoint_interval: None,
-    };
-    file.save(&dir.join("node.json"))?;
+    NodeFile::in_network_dir().save(&dir.join("node.json"))?;
     // The registry last: running nodes see the new version only once the
     // node's files exist.
     registry.save(&path)?;

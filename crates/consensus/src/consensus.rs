@@ -233,12 +233,6 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         self.dkg.summaries.last_key_value().map(|(_, s)| &**s)
     }
 
-    /// The members at height `h` (the holders of its interval's keys), once
-    /// that interval's summary is known here.
-    pub fn members_at(&self, h: Height) -> Option<Arc<Membership>> {
-        self.membership(h)
-    }
-
     /// Every node that holds keys of an interval in use here (the current
     /// and next intervals' members, and the receivers of this interval's
     /// dealings): the nodes this node must talk to.
@@ -369,7 +363,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
     /// The members at height `h`: the holders of its interval's keys (the
     /// committee changes only at interval starts, as the keys do). `None`
     /// until that interval's summary is known.
-    pub(crate) fn membership(&self, h: Height) -> Option<Arc<Membership>> {
+    pub fn membership(&self, h: Height) -> Option<Arc<Membership>> {
         self.dkg.members.get(&crate::dkg::interval_start(h, self.interval_length())).cloned()
     }
 
@@ -1020,31 +1014,27 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let mut dealings: Vec<SignedDealing> = Vec::new();
         if h <= crate::dkg::dealing_deadline(s, l) {
             let mut seen = BTreeSet::new();
-            for m in pool.validated_at(ArtifactKind::Dealing, s) {
-                if let ConsensusMessage::Dealing(d) = m {
-                    let kind = d.content.kind;
-                    if d.content.interval == s
-                        && summary.config(kind).dealer_index(&d.signer).is_some()
-                        && contents.dealing(kind, &d.signer).is_none()
-                        && seen.insert((kind, d.signer))
-                    {
-                        dealings.push(d.clone());
-                    }
+            for d in pool.dealings_at(s) {
+                let kind = d.content.kind;
+                if d.content.interval == s
+                    && summary.config(kind).dealer_index(&d.signer).is_some()
+                    && contents.dealing(kind, &d.signer).is_none()
+                    && seen.insert((kind, d.signer))
+                {
+                    dealings.push(d.clone());
                 }
             }
         }
         let mut complaints: Vec<SignedComplaint> = Vec::new();
         let mut seen = BTreeSet::new();
-        for m in pool.validated_at(ArtifactKind::Complaint, s) {
-            if let ConsensusMessage::Complaint(c) = m {
-                let (kind, dealer) = (c.content.kind, c.content.dealer);
-                let in_chain = contents.dealing(kind, &dealer).is_some_and(|(_, hash)| hash == c.content.dealing_hash);
-                if in_chain
-                    && !contents.complaints.contains(&(kind, dealer, c.signer))
-                    && seen.insert((kind, dealer, c.signer))
-                {
-                    complaints.push(c.clone());
-                }
+        for c in pool.complaints_at(s) {
+            let (kind, dealer) = (c.content.kind, c.content.dealer);
+            let in_chain = contents.dealing(kind, &dealer).is_some_and(|(_, hash)| hash == c.content.dealing_hash);
+            if in_chain
+                && !contents.complaints.contains(&(kind, dealer, c.signer))
+                && seen.insert((kind, dealer, c.signer))
+            {
+                complaints.push(c.clone());
             }
         }
         Some(DkgPayload::Data { dealings, complaints })
@@ -1065,10 +1055,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
                 if config.dealer_index(&me).is_none() || !self.dkg.dealt.insert((s, kind)) {
                     continue;
                 }
-                let mine = pool
-                    .validated_at(ArtifactKind::Dealing, s)
-                    .any(|m| matches!(m, ConsensusMessage::Dealing(d) if d.signer == me && d.content.kind == kind));
-                if mine {
+                if pool.has_dealing(s, &me, kind) {
                     continue;
                 }
                 if let Ok(dealing) = self.crypto.create_dealing(&config) {

@@ -397,6 +397,20 @@ impl ArtifactPool {
         proposals_at, BlockProposal, BlockProposal
     );
     typed_at!(
+        /// Validated dealings of the interval starting at `h`.
+        dealings_at, Dealing, crate::dkg::SignedDealing
+    );
+    typed_at!(
+        /// Validated complaints about dealings of the interval starting at `h`.
+        complaints_at, Complaint, crate::dkg::SignedComplaint
+    );
+
+    /// Whether `dealer`'s dealing of `kind` for the interval starting at
+    /// `s` is validated here (a dealer deals each key once per interval).
+    pub fn has_dealing(&self, s: Height, dealer: &NodeId, kind: crate::crypto::ThresholdKey) -> bool {
+        self.dealings_at(s).any(|d| d.signer == *dealer && d.content.kind == kind)
+    }
+    typed_at!(
         /// Validated notarizations at `h`.
         notarizations_at, Notarization, Notarization
     );

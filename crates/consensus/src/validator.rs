@@ -867,10 +867,7 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let summary = self.dkg_summary_for(s)?;
         let kind = d.content.kind;
         let key = (ArtifactKind::Dealing, s, d.signer, CryptoHash([kind as u8; 32]));
-        let known = pool
-            .validated_at(ArtifactKind::Dealing, s)
-            .any(|m| matches!(m, M::Dealing(x) if x.signer == d.signer && x.content.kind == kind));
-        if known || pass.shares.contains(&key) {
+        if pool.has_dealing(s, &d.signer, kind) || pass.shares.contains(&key) {
             return Err(Verdict::Irrelevant);
         }
         let config = summary.config(kind);
@@ -898,9 +895,8 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         let (kind, dealer) = (c.content.kind, c.content.dealer);
         let key =
             (ArtifactKind::Complaint, s, c.signer, Encoder::new("complaint").u8(kind as u8).node(&dealer).digest());
-        let known = pool.validated_at(ArtifactKind::Complaint, s).any(
-            |m| matches!(m, M::Complaint(x) if x.signer == c.signer && x.content.kind == kind && x.content.dealer == dealer),
-        );
+        let known =
+            pool.complaints_at(s).any(|x| x.signer == c.signer && x.content.kind == kind && x.content.dealer == dealer);
         if known || pass.shares.contains(&key) {
             return Err(Verdict::Irrelevant);
         }
@@ -911,10 +907,10 @@ impl<C: ConsensusCrypto, P: PayloadHandler> Consensus<C, P> {
         // The dealing from the pool, or from the finalized blocks of the
         // interval (a dealer may put a dealing into its own block without
         // ever gossiping it).
-        let in_pool = pool.validated_at(ArtifactKind::Dealing, s).find_map(|m| match m {
-            M::Dealing(x) if x.signer == dealer && x.content.hash(&dealer) == c.content.dealing_hash => Some(x.clone()),
-            _ => None,
-        });
+        let in_pool = pool
+            .dealings_at(s)
+            .find(|x| x.signer == dealer && x.content.hash(&dealer) == c.content.dealing_hash)
+            .cloned();
         let dealing = match in_pool {
             Some(d) => d,
             None => self.chain_dealing(pool, s, kind, &dealer, &c.content.dealing_hash).ok_or(Verdict::Defer)?,

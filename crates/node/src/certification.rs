@@ -167,12 +167,8 @@ impl CertificationPool {
         if height <= self.certified_height() {
             return None;
         }
-        self.own.insert(height, root_hash);
         self.shares.entry(height).or_default().entry(signer).or_insert((root_hash, share));
-        if let Some(cert) = self.pending.remove(&height) {
-            return Some(self.conclude(cert));
-        }
-        self.try_combine(height)
+        self.note_own(height, root_hash)
     }
 
     /// Records this node's root hash at `height` without a share of its own

@@ -229,6 +229,37 @@ pub struct GenesisConfig {
     pub genesis_time_nanos: u64,
 }
 
+/// A node's keys from seeds (signing, multi-signature, key-generation
+/// encryption), its record at these addresses, and its secrets without
+/// shares of any subnet key.
+fn new_node(seeds: [[u8; 32]; 3], http_addr: SocketAddr, p2p_addr: SocketAddr) -> (NodeRecord, NodeSecrets) {
+    let [signing_seed, multisig_seed, encryption_seed] = seeds;
+    let key = NodeSigningKey::from_seed(signing_seed);
+    let multisig = bls::SecretKey::from_seed(multisig_seed);
+    let encryption = bls::SecretKey::from_seed(encryption_seed);
+    let node_id = key.node_id();
+    let record = NodeRecord {
+        node_id,
+        signing_key_der: key.public_key_der().to_vec(),
+        http_addr,
+        p2p_addr,
+        multisig_public_key: multisig.public_key().to_bytes().to_vec(),
+        multisig_pop: bls::create_pop(&multisig).to_bytes().to_vec(),
+        dkg_encryption_key: encryption.public_key().to_bytes().to_vec(),
+        dkg_encryption_pop: bls::create_pop(&encryption).to_bytes().to_vec(),
+    };
+    let secrets = NodeSecrets {
+        node_id,
+        signing_seed: signing_seed.to_vec(),
+        threshold_share: Vec::new(),
+        threshold_index: 0,
+        multisig_key: multisig.to_bytes().to_vec(),
+        beacon_share: Vec::new(),
+        dkg_encryption_secret: encryption.to_bytes().to_vec(),
+    };
+    (record, secrets)
+}
+
 /// A new network: the registry plus each node's secrets (in member order).
 ///
 /// Members are sorted by node id, so a node's index is the same in the
@@ -263,34 +294,21 @@ pub fn genesis(config: &GenesisConfig, seed: [u8; 32]) -> (Registry, Vec<NodeSec
     for (i, (((signing_seed, multisig_seed), share), beacon_share)) in
         keys.into_iter().zip(shares).zip(beacon_shares).enumerate()
     {
-        let key = NodeSigningKey::from_seed(signing_seed);
-        let multisig = bls::SecretKey::from_seed(multisig_seed);
-        let encryption = bls::SecretKey::from_seed(encryption_seeds[i]);
-        let node_id = key.node_id();
         let (host, offset) = match config.node_hosts.get(i) {
             Some(host) => (*host, 0),
             None => (config.http_host, i as u16),
         };
-        let record = NodeRecord {
-            node_id,
-            signing_key_der: key.public_key_der().to_vec(),
-            http_addr: SocketAddr::new(host, config.http_port.wrapping_add(offset)),
-            p2p_addr: SocketAddr::new(host, config.p2p_port.wrapping_add(offset)),
-            multisig_public_key: multisig.public_key().to_bytes().to_vec(),
-            multisig_pop: bls::create_pop(&multisig).to_bytes().to_vec(),
-            dkg_encryption_key: encryption.public_key().to_bytes().to_vec(),
-            dkg_encryption_pop: bls::create_pop(&encryption).to_bytes().to_vec(),
-        };
+        let http_addr = SocketAddr::new(host, config.http_port.wrapping_add(offset));
+        let p2p_addr = SocketAddr::new(host, config.p2p_port.wrapping_add(offset));
+        let (record, node) = new_node([signing_seed, multisig_seed, encryption_seeds[i]], http_addr, p2p_addr);
+        let node_id = record.node_id;
         nodes.insert(node_id, record);
         members.push(node_id);
         secrets.push(NodeSecrets {
-            node_id,
-            signing_seed: signing_seed.to_vec(),
             threshold_share: share.to_bytes().to_vec(),
             threshold_index: i,
-            multisig_key: multisig.to_bytes().to_vec(),
             beacon_share: beacon_share.to_bytes().to_vec(),
-            dkg_encryption_secret: encryption.to_bytes().to_vec(),
+            ..node
         });
     }
     let mut routing_table = RoutingTable::new();
@@ -408,37 +426,13 @@ impl Registry {
             rng.fill_bytes(&mut b);
             b
         };
-        let (signing_seed, multisig_seed, encryption_seed) = (random(), random(), random());
-        let key = NodeSigningKey::from_seed(signing_seed);
-        let multisig = bls::SecretKey::from_seed(multisig_seed);
-        let encryption = bls::SecretKey::from_seed(encryption_seed);
-        let node_id = key.node_id();
+        let (record, secrets) = new_node([random(), random(), random()], http_addr, p2p_addr);
         self.next_version();
-        self.nodes.insert(
-            node_id,
-            NodeRecord {
-                node_id,
-                signing_key_der: key.public_key_der().to_vec(),
-                http_addr,
-                p2p_addr,
-                multisig_public_key: multisig.public_key().to_bytes().to_vec(),
-                multisig_pop: bls::create_pop(&multisig).to_bytes().to_vec(),
-                dkg_encryption_key: encryption.public_key().to_bytes().to_vec(),
-                dkg_encryption_pop: bls::create_pop(&encryption).to_bytes().to_vec(),
-            },
-        );
-        let record = self.subnets.get_mut(subnet).expect("checked above");
-        record.members.push(node_id);
-        record.members.sort();
-        Ok(NodeSecrets {
-            node_id,
-            signing_seed: signing_seed.to_vec(),
-            threshold_share: Vec::new(),
-            threshold_index: 0,
-            multisig_key: multisig.to_bytes().to_vec(),
-            beacon_share: Vec::new(),
-            dkg_encryption_secret: encryption.to_bytes().to_vec(),
-        })
+        self.nodes.insert(secrets.node_id, record);
+        let members = &mut self.subnets.get_mut(subnet).expect("checked above").members;
+        members.push(secrets.node_id);
+        members.sort();
+        Ok(secrets)
     }
 
     /// A new version in which `node` leaves its subnet (its record stays).

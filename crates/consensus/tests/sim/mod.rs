@@ -367,91 +367,21 @@ impl IngressSource for SimIngress {
 // Byzantine crypto
 // ---------------------------------------------------------------------------
 
-/// Wraps honest crypto but signs every share over the wrong message, so the
-/// shares are well-formed but never verify.
-struct CorruptShares(Box<dyn ConsensusCrypto>);
-
-impl ConsensusCrypto for CorruptShares {
-    fn node_id(&self) -> NodeId {
-        self.0.node_id()
-    }
-    fn sign_basic(&self, msg: &[u8]) -> Vec<u8> {
-        self.0.sign_basic(msg)
-    }
-    fn verify_basic(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        self.0.verify_basic(signer, msg, sig)
-    }
-    fn sign_multi_share(&self, msg: &[u8]) -> Vec<u8> {
-        self.0.sign_multi_share(&[msg, b"corrupt"].concat())
-    }
-    fn verify_multi_share(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        self.0.verify_multi_share(signer, msg, sig)
-    }
-    fn aggregate_multi(&self, msg: &[u8], shares: &[(NodeId, &[u8])]) -> Result<Vec<u8>, CryptoError> {
-        self.0.aggregate_multi(msg, shares)
-    }
-    fn verify_multi(&self, signers: &[NodeId], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        self.0.verify_multi(signers, msg, sig)
-    }
-    fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.0.sign_threshold_share(key, &[msg, b"corrupt"].concat())
-    }
-    fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        self.0.verify_threshold_share(key, signer, msg, sig)
-    }
-    fn combine_threshold(
-        &self,
-        key: KeyId,
-        t: usize,
-        msg: &[u8],
-        shares: &[(NodeId, &[u8])],
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.0.combine_threshold(key, t, msg, shares)
-    }
-    fn verify_threshold(&self, key: KeyId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        self.0.verify_threshold(key, msg, sig)
-    }
-}
-
-/// Honest crypto whose dealings (when `bad_dealings`) give the last
-/// receiver a wrong share: the last byte of a dealing belongs to the last
-/// receiver's encrypted share with both the real and the fake scheme.
+/// Honest crypto with a Byzantine node's deviations: with `bad_shares` it
+/// signs every share over the wrong message (well-formed, never verifies);
+/// with `bad_dealings` its dealings give the last receiver a wrong share
+/// (the last byte of a dealing belongs to the last receiver's encrypted
+/// share with both the real and the fake scheme).
 struct Deviant {
     inner: Box<dyn ConsensusCrypto>,
+    bad_shares: bool,
     bad_dealings: bool,
 }
 
-impl DkgCrypto for CorruptShares {
-    fn create_dealing(&self, config: &DealingConfig<'_>) -> Result<Vec<u8>, DkgCryptoError> {
-        self.0.create_dealing(config)
-    }
-    fn verify_dealing(&self, c: &DealingConfig<'_>, dealer: &NodeId, d: &[u8]) -> Result<(), DkgCryptoError> {
-        self.0.verify_dealing(c, dealer, d)
-    }
-    fn complaint_against(&self, c: &DealingConfig<'_>, dealer: &NodeId, d: &[u8]) -> Option<Vec<u8>> {
-        self.0.complaint_against(c, dealer, d)
-    }
-    fn verify_complaint(
-        &self,
-        c: &DealingConfig<'_>,
-        dealer: &NodeId,
-        d: &[u8],
-        complainer: &NodeId,
-        complaint: &[u8],
-    ) -> Result<(), DkgCryptoError> {
-        self.0.verify_complaint(c, dealer, d, complainer, complaint)
-    }
-    fn create_transcript(&self, c: &DealingConfig<'_>, d: &[(NodeId, &[u8])]) -> Result<Vec<u8>, DkgCryptoError> {
-        self.0.create_transcript(c, d)
-    }
-    fn load_transcript(&self, id: KeyId, t: &KeyTranscript) -> Result<(), DkgCryptoError> {
-        self.0.load_transcript(id, t)
-    }
-    fn has_key(&self, id: KeyId) -> bool {
-        self.0.has_key(id)
-    }
-    fn retain_keys_from(&self, interval: Height) {
-        self.0.retain_keys_from(interval)
+impl Deviant {
+    /// The message this node's shares sign.
+    fn share_message(&self, msg: &[u8]) -> Vec<u8> {
+        if self.bad_shares { [msg, b"corrupt"].concat() } else { msg.to_vec() }
     }
 }
 
@@ -506,7 +436,7 @@ impl ConsensusCrypto for Deviant {
         self.inner.verify_basic(signer, msg, sig)
     }
     fn sign_multi_share(&self, msg: &[u8]) -> Vec<u8> {
-        self.inner.sign_multi_share(msg)
+        self.inner.sign_multi_share(&self.share_message(msg))
     }
     fn verify_multi_share(&self, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.inner.verify_multi_share(signer, msg, sig)
@@ -518,7 +448,7 @@ impl ConsensusCrypto for Deviant {
         self.inner.verify_multi(signers, msg, sig)
     }
     fn sign_threshold_share(&self, key: KeyId, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.sign_threshold_share(key, msg)
+        self.inner.sign_threshold_share(key, &self.share_message(msg))
     }
     fn verify_threshold_share(&self, key: KeyId, signer: &NodeId, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         self.inner.verify_threshold_share(key, signer, msg, sig)
@@ -906,10 +836,12 @@ impl Sim {
             Some(k) => Box::new(BlsCrypto::new(k.secrets[i].clone(), k.public.clone())),
             None => Box::new(FakeCrypto::new(self.nodes[i].id, self.membership.clone())),
         };
-        let byz = self.nodes[i].byz.clone().unwrap_or_default();
-        let base: Box<dyn ConsensusCrypto> =
-            if byz.bad_dealings { Box::new(Deviant { inner: base, bad_dealings: true }) } else { base };
-        if byz.bad_shares { Box::new(CorruptShares(base)) } else { base }
+        match &self.nodes[i].byz {
+            Some(b) if b.bad_shares || b.bad_dealings => {
+                Box::new(Deviant { inner: base, bad_shares: b.bad_shares, bad_dealings: b.bad_dealings })
+            }
+            _ => base,
+        }
     }
 
     /// (Re)starts node `i` from its durable state.

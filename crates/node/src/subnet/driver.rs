@@ -282,7 +282,7 @@ impl Driver {
             self.consensus.payload_mut().source_mut().forget_expired(time);
         }
         self.metrics.finalized_height.set(self.pool.finalized_height().0 as i64);
-        if let Some(members) = self.consensus.members_at(self.pool.finalized_height()) {
+        if let Some(members) = self.consensus.membership(self.pool.finalized_height()) {
             self.metrics.subnet_members.set(members.len() as i64);
             self.metrics.member.set(i64::from(members.contains(&self.consensus.config().node_id)));
         }
